@@ -1,0 +1,1 @@
+"""Tables and figures a person can read."""

@@ -1,0 +1,70 @@
+"""Figures: side-by-side panels of one slice with error maps, written atomically as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mrisr.io.atomic import atomic_outputs
+
+
+def _slice(vol: np.ndarray, k: int | None = None) -> np.ndarray:
+    """The middle slice along the last axis, transposed for display (rows = 2nd axis)."""
+    k = vol.shape[-1] // 2 if k is None else k
+    return np.rot90(vol[:, :, k])
+
+
+def comparison_panel(
+    images: dict[str, np.ndarray],
+    reference: np.ndarray | None,
+    path: str | Path,
+    metrics: dict[str, dict[str, Any]] | None = None,
+    overwrite: bool = False,
+    slice_fraction: float = 0.5,
+) -> Path:
+    """One row of images (the same slice of each volume, all shown over the same field of
+    view, low-resolution ones with their own pixels) and, when a reference is given, a row of
+    absolute-error maps on a shared scale. Titles carry PSNR/SSIM from ``metrics``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(images)
+    k_ref = int(round((next(iter(images.values())).shape[-1] - 1) * slice_fraction))
+    ref2d = _slice(reference, k_ref) if reference is not None else None
+    vmax = float(np.percentile(ref2d if ref2d is not None else _slice(images[names[0]]), 99.5))
+    rows = 2 if reference is not None else 1
+    fig, axes = plt.subplots(rows, len(names), figsize=(3.2 * len(names), 3.4 * rows),
+                             squeeze=False, constrained_layout=True)
+    err_max = 0.0
+    errs = {}
+    for j, n in enumerate(names):
+        img = _slice(images[n], min(k_ref, images[n].shape[-1] - 1))
+        ax = axes[0, j]
+        ax.imshow(img, cmap="gray", vmin=0, vmax=vmax, extent=(0, 1, 0, 1), interpolation="nearest")
+        title = f"{n}\n{img.shape[1]}×{img.shape[0]}"
+        if metrics and n in metrics:
+            m = metrics[n]
+            title += f"  {m['psnr']:.2f} dB / {m['ssim']:.4f}"
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+        if ref2d is not None and img.shape == ref2d.shape:
+            errs[n] = np.abs(img - ref2d)
+            err_max = max(err_max, float(np.percentile(errs[n], 99.5)))
+    if rows == 2:
+        for j, n in enumerate(names):
+            ax = axes[1, j]
+            ax.axis("off")
+            if n in errs and images[n] is not reference:
+                im = ax.imshow(errs[n], cmap="inferno", vmin=0, vmax=err_max or 1)
+                ax.set_title(f"|{n} − reference|", fontsize=9)
+        if errs:
+            fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="absolute error")
+    path = Path(path)
+    with atomic_outputs([path], overwrite=overwrite) as (tmp,):
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,86 @@
+"""Render evaluation reports as Markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+
+def _f(v: Any, nd: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf"
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
+    """``report`` as produced by ``mrisr eval`` → text in ``fmt`` (md, csv or json)."""
+    if fmt == "json":
+        return json.dumps(report, indent=2, default=_json_safe) + "\n"
+    results: dict[str, dict] = report["results"]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["result", "slice", "psnr", "ssim", "nmse"])
+        for name, r in results.items():
+            v = r["volume"]
+            w.writerow([name, "volume", v["psnr"], v["ssim"], v["nmse"]])
+            for s in r["slices"]:
+                w.writerow([name, s["index"], s["psnr"], s["ssim"], s["nmse"]])
+        return buf.getvalue()
+    lines = [
+        f"Reference: `{report['reference']}` · slice axis {report['slice_axis']} · "
+        f"shave {report['shave']} · mask {report['mask'] or 'none'}",
+        "",
+        "| result | PSNR (dB) | SSIM | NMSE | mean slice PSNR | slices | data range |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        v = r["volume"]
+        lines.append(
+            f"| {name} | {_f(v['psnr'], 2)} | {_f(v['ssim'])} | {_f(v['nmse'], 5)} | "
+            f"{_f(v.get('psnr_mean_slices'), 2)} | {v.get('n_slices')} | {_f(v.get('data_range'), 1)} |"
+        )
+    if "paired" in report:
+        p = report["paired"]
+        lines += [
+            "",
+            f"Paired tests over slices, `{p['a']}` − `{p['b']}`:",
+            "",
+            "| metric | n | mean diff | 95 % CI | t-test p | Wilcoxon p |",
+            "| --- | ---: | ---: | --- | ---: | ---: |",
+        ]
+        for m in ("psnr", "ssim"):
+            t = p[m]
+            ci = t.get("ci95", [None, None])
+            lines.append(
+                f"| {m.upper()} | {t['n']} | {_f(t['mean_diff'])} | [{_f(ci[0])}, {_f(ci[1])}] | "
+                f"{_p(t['t_p'])} | {_p(t['wilcoxon_p'])} |"
+            )
+    if per_slice:
+        for name, r in results.items():
+            lines += ["", f"Slices of {name}:", "", "| slice | PSNR | SSIM | NMSE |",
+                      "| ---: | ---: | ---: | ---: |"]
+            lines += [f"| {s['index']} | {_f(s['psnr'], 2)} | {_f(s['ssim'])} | {_f(s['nmse'], 5)} |"
+                      for s in r["slices"]]
+    return "\n".join(lines) + "\n"
+
+
+def _p(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.2e}" if v < 1e-3 else f"{v:.4f}")
+
+
+def _json_safe(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
