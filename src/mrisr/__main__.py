@@ -1,0 +1,5 @@
+"""``python -m mrisr`` runs the command line."""
+
+from mrisr.cli import main
+
+main()
