@@ -33,14 +33,19 @@ def run_cli(*args: str | Path) -> subprocess.CompletedProcess:
 
 def test_console_script_entry_point(tmp_path) -> None:
     """The real process: ``python -m mrisr`` exits 2 with one line for a missing input."""
-    res = subprocess.run([sys.executable, "-m", "mrisr", "info", str(tmp_path / "none.nii")],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "mrisr", "info", str(tmp_path / "none.nii")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
     assert "does not exist" in res.stderr
 
 
-def assert_clean_failure(res: subprocess.CompletedProcess, outdir: Path, before: set[str],
-                         match: str) -> None:
+def assert_clean_failure(
+    res: subprocess.CompletedProcess, outdir: Path, before: set[str], match: str
+) -> None:
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr  # one line, no traceback
@@ -101,11 +106,20 @@ def test_all_zero_volume(tmp_path, t2) -> None:
 
 def test_scale_not_dividing(tmp_path, t2) -> None:
     shutil.copy(t2, tmp_path / "in.nii.gz")  # 96×96 in-plane
-    res = run_cli("degrade", tmp_path / "in.nii.gz", tmp_path / "o.nii.gz", "-m", "bicubic",
-                  "-s", "5")
+    res = run_cli(
+        "degrade", tmp_path / "in.nii.gz", tmp_path / "o.nii.gz", "-m", "bicubic", "-s", "5"
+    )
     assert_clean_failure(res, tmp_path, {"in.nii.gz"}, "does not divide")
-    res = run_cli("degrade", tmp_path / "in.nii.gz", tmp_path / "o.nii.gz", "-m", "bicubic",
-                  "-s", "5", "--crop")
+    res = run_cli(
+        "degrade",
+        tmp_path / "in.nii.gz",
+        tmp_path / "o.nii.gz",
+        "-m",
+        "bicubic",
+        "-s",
+        "5",
+        "--crop",
+    )
     assert res.returncode == 0 and nib.load(tmp_path / "o.nii.gz").shape == (19, 19, 6)
 
 

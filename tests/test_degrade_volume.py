@@ -40,7 +40,8 @@ def test_slice_axis_is_the_coarsest() -> None:
 
 
 @pytest.mark.parametrize(
-    "step", [Bicubic(2), Gaussian(4, sigma=1.0), KspaceTruncate(2), KspaceZerofill(4)],
+    "step",
+    [Bicubic(2), Gaussian(4, sigma=1.0), KspaceTruncate(2), KspaceZerofill(4)],
     ids=lambda s: s.method,
 )
 def test_new_grid_keeps_orientation_and_places_samples(step) -> None:
@@ -127,8 +128,13 @@ def test_thick_slice_thickness_and_spacing_are_separate() -> None:
 
 
 def test_pipeline_records_its_draws_and_replays() -> None:
-    cfg = {"steps": [{"method": "gaussian", "scale": 2, "sigma": [0.5, 1.5]},
-                     {"method": "rician", "snr": {"choice": [10, 20, 40]}}], "seed": 11}
+    cfg = {
+        "steps": [
+            {"method": "gaussian", "scale": 2, "sigma": [0.5, 1.5]},
+            {"method": "rician", "snr": {"choice": [10, 20, 40]}},
+        ],
+        "seed": 11,
+    }
     rp = from_config(cfg)
     p1 = rp.sample()
     p2 = from_config(cfg).sample()
@@ -165,12 +171,23 @@ def test_full_ixi_t2_each_method(shared_data, tmp_path, method) -> None:
 
     src = shared_data / "ixi002" / "IXI002-Guys-0828-T2.nii.gz"
     out = tmp_path / f"{method}.nii.gz"
-    run_degrade(src, out, method, {"scale": 2}, axis=None, seed=0, crop=False, snr=None,
-                volume_index=None, overwrite=False)
+    run_degrade(
+        src,
+        out,
+        method,
+        {"scale": 2},
+        axis=None,
+        seed=0,
+        crop=False,
+        snr=None,
+        volume_index=None,
+        overwrite=False,
+    )
     hr, lr = nib.load(src), nib.load(out)
     assert lr.shape == (128, 128, 130)
-    np.testing.assert_allclose(lr.header.get_zooms(), np.array(hr.header.get_zooms()) * [2, 2, 1],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lr.header.get_zooms(), np.array(hr.header.get_zooms()) * [2, 2, 1], rtol=1e-6
+    )
     assert nib.aff2axcodes(lr.affine) == nib.aff2axcodes(hr.affine)
     assert int(lr.header["qform_code"]) == int(hr.header["qform_code"])
     assert int(lr.header["sform_code"]) == int(hr.header["sform_code"])

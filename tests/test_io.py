@@ -134,8 +134,9 @@ def _write_fastmri(path, kspace, recon=None, fov=(200.0, 160.0, 4.0)):
 def test_fastmri_single_and_multicoil(tmp_path, test_data) -> None:
     """Images made from real slices: k-space by centred orthonormal FFT; multi-coil with smooth
     sensitivity maps normalised so that RSS gives back the magnitude image."""
-    from mrisr.degrade import fft2c
     import torch
+
+    from mrisr.degrade import fft2c
 
     img = np.load(test_data / "ixi002_t2_slices.npy").astype(np.float32)  # [S, H, W]
     k1 = fft2c(torch.from_numpy(img).to(torch.complex64)).numpy()
@@ -146,8 +147,12 @@ def test_fastmri_single_and_multicoil(tmp_path, test_data) -> None:
     assert vol.zooms == pytest.approx((200 / img.shape[1], 160 / img.shape[2], 4.0))
 
     yy, xx = np.mgrid[0 : img.shape[1], 0 : img.shape[2]] / img.shape[1]
-    maps = np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2)) * np.exp(1j * (cy + xx))
-                     for cy, cx in [(0, 0), (0, 1), (1, 0), (1, 1)]])
+    maps = np.stack(
+        [
+            np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2)) * np.exp(1j * (cy + xx))
+            for cy, cx in [(0, 0), (0, 1), (1, 0), (1, 1)]
+        ]
+    )
     maps /= np.sqrt((np.abs(maps) ** 2).sum(0, keepdims=True))
     coils = img[:, None] * maps[None]
     km = fft2c(torch.from_numpy(coils.astype(np.complex64))).numpy()

@@ -50,8 +50,9 @@ def test_truncation_matches_numpy_reference_and_sanet_brightness(slices, s) -> N
     kept = kspace_truncate(slices, s, keep_mean=True)
     torch.testing.assert_close(kept * s, plain)
     const = torch.full((64, 64), 3.0, dtype=torch.float64)
-    torch.testing.assert_close(kspace_truncate(const, s), torch.full((64 // s, 64 // s), 3.0,
-                                                                     dtype=torch.float64))
+    torch.testing.assert_close(
+        kspace_truncate(const, s), torch.full((64 // s, 64 // s), 3.0, dtype=torch.float64)
+    )
 
 
 def test_one_axis_truncation_shapes_and_grid() -> None:

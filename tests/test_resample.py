@@ -27,7 +27,11 @@ def matlab_imresize_1d(x: np.ndarray, out_len: int) -> np.ndarray:
         for p in range(math.ceil(width) + 2):
             idx = left + p  # 1-based
             d = u - idx
-            w = scale * cubic_kernel(np.array(scale * d)) if scale < 1 else cubic_kernel(np.array(d))
+            w = (
+                scale * cubic_kernel(np.array(scale * d))
+                if scale < 1
+                else cubic_kernel(np.array(d))
+            )
             # symmetric padding: 1..n, n..1, 1..n ...
             k = (idx - 1) % (2 * n)
             k = k if k < n else 2 * n - 1 - k

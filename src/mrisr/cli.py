@@ -39,7 +39,9 @@ class Fmt(str, enum.Enum):
 
 @app.command()
 def degrade(
-    inp: Path = typer.Argument(..., metavar="IN", help="HR scan: NIfTI/MGZ, DICOM, .h5, .png, .npy"),
+    inp: Path = typer.Argument(
+        ..., metavar="IN", help="HR scan: NIfTI/MGZ, DICOM, .h5, .png, .npy"
+    ),
     out: Path = typer.Argument(..., metavar="OUT", help="LR output, .nii or .nii.gz"),
     method: Method = typer.Option(..., "--method", "-m", help="acquisition model"),
     scale: int = typer.Option(2, "--scale", "-s", min=1, help="integer in-plane factor"),
@@ -68,13 +70,31 @@ def degrade(
         "gaussian": {"scale": scale, "sigma": sigma, "fwhm_mm": fwhm_mm},
         "kspace-truncate": {"scale": scale, "axes": kspace_axes, "keep_mean": keep_mean},
         "kspace-zerofill": {
-            "scale": scale, "radius": fermi_radius, "width": fermi_width,
-            "grid": "same" if same_grid else "low", "keep_mean": keep_mean,
+            "scale": scale,
+            "radius": fermi_radius,
+            "width": fermi_width,
+            "grid": "same" if same_grid else "low",
+            "keep_mean": keep_mean,
         },
-        "thick-slice": {"thickness": thickness, "spacing": spacing or thickness, "profile": profile},
+        "thick-slice": {
+            "thickness": thickness,
+            "spacing": spacing or thickness,
+            "profile": profile,
+        },
     }[method.value]
-    run_degrade(inp, out, method.value, fields, axis=axis, seed=seed, crop=crop, snr=snr,
-                volume_index=volume_index, overwrite=overwrite, argv=sys.argv)
+    run_degrade(
+        inp,
+        out,
+        method.value,
+        fields,
+        axis=axis,
+        seed=seed,
+        crop=crop,
+        snr=snr,
+        volume_index=volume_index,
+        overwrite=overwrite,
+        argv=sys.argv,
+    )
 
 
 @app.command("eval")
@@ -96,8 +116,20 @@ def evaluate(
     slice and per volume; with two results, paired t-test and Wilcoxon between them."""
     from mrisr.commands import run_eval
 
-    run_eval(ref, list(pred or []), [b.value for b in (baseline or [])], method.value, scale,
-             axis, mask, shave, fmt.value, slices, output, overwrite)
+    run_eval(
+        ref,
+        list(pred or []),
+        [b.value for b in (baseline or [])],
+        method.value,
+        scale,
+        axis,
+        mask,
+        shave,
+        fmt.value,
+        slices,
+        output,
+        overwrite,
+    )
 
 
 @app.command()

@@ -46,9 +46,18 @@ def write_volume_with_sidecar(volume, out: Path, sidecar: dict, overwrite: bool)
 
 
 def run_degrade(
-    inp: Path, out: Path, method: str, fields: dict[str, Any], *, axis: int | None,
-    seed: int | None, crop: bool, snr: float | None, volume_index: int | None,
-    overwrite: bool, argv: list[str] | None = None,
+    inp: Path,
+    out: Path,
+    method: str,
+    fields: dict[str, Any],
+    *,
+    axis: int | None,
+    seed: int | None,
+    crop: bool,
+    snr: float | None,
+    volume_index: int | None,
+    overwrite: bool,
+    argv: list[str] | None = None,
 ) -> dict:
     from mrisr.degrade import degrade_volume, make_degradation
     from mrisr.io import load_volume
@@ -72,8 +81,10 @@ def run_degrade(
         **record,
     }
     write_volume_with_sidecar(result, out, sidecar, overwrite)
-    print(f"wrote {out} {result.shape} zooms {tuple(round(z, 4) for z in result.zooms)} mm "
-          f"and {sidecar_path(out).name}")
+    print(
+        f"wrote {out} {result.shape} zooms {tuple(round(z, 4) for z in result.zooms)} mm "
+        f"and {sidecar_path(out).name}"
+    )
     return sidecar
 
 
@@ -108,9 +119,18 @@ def baseline_volume(ref, name: str, method: str, scale: int, axis: int | None):
 
 
 def run_eval(
-    ref_path: Path, preds: list[Path], baselines: list[str], method: str, scale: int,
-    axis: int | None, mask_path: Path | None, shave: int, fmt: str, per_slice: bool,
-    output: Path | None, overwrite: bool,
+    ref_path: Path,
+    preds: list[Path],
+    baselines: list[str],
+    method: str,
+    scale: int,
+    axis: int | None,
+    mask_path: Path | None,
+    shave: int,
+    fmt: str,
+    per_slice: bool,
+    output: Path | None,
+    overwrite: bool,
 ) -> dict:
     from mrisr.io import load_volume
     from mrisr.io.atomic import atomic_outputs, check_writable
@@ -178,10 +198,12 @@ def run_info(inp: Path) -> None:
     vol = load_volume(inp, allow_empty=True)
     axcodes = "".join(nib.orientations.aff2axcodes(vol.affine))
     d = vol.data
-    print(f"{inp}\n  format      {vol.meta.get('format')}\n  shape       {vol.shape}\n"
-          f"  zooms (mm)  {tuple(round(z, 4) for z in vol.zooms)}\n  orientation {axcodes}\n"
-          f"  dtype       {vol.orig_dtype}\n  range       [{d.min():.4g}, {d.max():.4g}] "
-          f"mean {d.mean():.4g}")
+    print(
+        f"{inp}\n  format      {vol.meta.get('format')}\n  shape       {vol.shape}\n"
+        f"  zooms (mm)  {tuple(round(z, 4) for z in vol.zooms)}\n  orientation {axcodes}\n"
+        f"  dtype       {vol.orig_dtype}\n  range       [{d.min():.4g}, {d.max():.4g}] "
+        f"mean {d.mean():.4g}"
+    )
     np.set_printoptions(precision=4, suppress=True)
     print("  affine\n" + "\n".join("    " + str(r) for r in vol.affine))
 
@@ -197,10 +219,32 @@ def run_demo(outdir: Path, overwrite: bool) -> dict:
     outdir.mkdir(parents=True, exist_ok=True)
     scan = demo_scan_path()
     lr_path = outdir / "demo_lr_kspace_x2.nii.gz"
-    run_degrade(scan, lr_path, "kspace-truncate", {"scale": 2}, axis=None, seed=0, crop=False,
-                snr=None, volume_index=None, overwrite=True)
-    report = run_eval(scan, [], ["bicubic", "zerofill"], "kspace-truncate", 2, None, None, 0,
-                      "json", False, outdir / "demo_metrics.json", True)
+    run_degrade(
+        scan,
+        lr_path,
+        "kspace-truncate",
+        {"scale": 2},
+        axis=None,
+        seed=0,
+        crop=False,
+        snr=None,
+        volume_index=None,
+        overwrite=True,
+    )
+    report = run_eval(
+        scan,
+        [],
+        ["bicubic", "zerofill"],
+        "kspace-truncate",
+        2,
+        None,
+        None,
+        0,
+        "json",
+        False,
+        outdir / "demo_metrics.json",
+        True,
+    )
     from mrisr.io import load_volume
 
     ref = load_volume(scan)
@@ -208,10 +252,19 @@ def run_demo(outdir: Path, overwrite: bool) -> dict:
     ups = {b: baseline_volume(ref, b, "kspace-truncate", 2, None) for b in ("bicubic", "zerofill")}
     png = outdir / "demo_comparison.png"
     comparison_panel(
-        {"LR (k-space x2)": lr.data, "bicubic": ups["bicubic"].data,
-         "zero-filled": ups["zerofill"].data, "reference": ref.data},
-        reference=ref.data, path=png, overwrite=True,
-        metrics={n: r["volume"] for n, r in zip(("bicubic", "zero-filled"), report["results"].values())},
+        {
+            "LR (k-space x2)": lr.data,
+            "bicubic": ups["bicubic"].data,
+            "zero-filled": ups["zerofill"].data,
+            "reference": ref.data,
+        },
+        reference=ref.data,
+        path=png,
+        overwrite=True,
+        metrics={
+            n: r["volume"]
+            for n, r in zip(("bicubic", "zero-filled"), report["results"].values(), strict=True)
+        },
     )
     print(f"wrote {png}")
     return report

@@ -75,9 +75,7 @@ def fermi_window(
     """
     if radius <= 0 or width <= 0:
         raise ConfigError(f"Fermi window: radius and width must be > 0, got {radius}, {width}")
-    axes = [
-        (torch.arange(m, dtype=torch.float64, device=device) - m // 2) / (m / 2) for m in size
-    ]
+    axes = [(torch.arange(m, dtype=torch.float64, device=device) - m // 2) / (m / 2) for m in size]
     r = torch.sqrt(axes[0][:, None] ** 2 + axes[1][None, :] ** 2)
     return torch.sigmoid(-(r - radius) / width)
 
@@ -95,7 +93,11 @@ def kspace_truncate(
     n_h, n_w = x.shape[-2:]
     check_divisible((n_h, n_w), (fh, fw), "kspace-truncate")
     size = (n_h // fh, n_w // fw)
-    y = ifft2c(center_crop(fft2c(x.to(torch.complex64 if x.dtype != torch.float64 else torch.complex128)), size)).abs()
+    y = ifft2c(
+        center_crop(
+            fft2c(x.to(torch.complex64 if x.dtype != torch.float64 else torch.complex128)), size
+        )
+    ).abs()
     if keep_mean:
         y = y * math.sqrt((size[0] * size[1]) / (n_h * n_w))
     return y.to(x.dtype)

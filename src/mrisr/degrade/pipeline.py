@@ -26,7 +26,8 @@ from mrisr.degrade.thickslice import ThickSlice
 from mrisr.errors import ConfigError
 
 METHODS: dict[str, type[Degradation]] = {
-    cls.method: cls for cls in (Bicubic, Gaussian, KspaceTruncate, KspaceZerofill, Rician, ThickSlice)
+    cls.method: cls
+    for cls in (Bicubic, Gaussian, KspaceTruncate, KspaceZerofill, Rician, ThickSlice)
 }
 
 
@@ -89,7 +90,9 @@ class RandomPipeline:
             if not isinstance(s, Mapping) or "method" not in s:
                 raise ConfigError(f"degradation step {i} must be a mapping with a 'method' key")
             # Validate names now, with the range bounds as stand-ins, so errors come early.
-            make_degradation(s["method"], **{k: _midpoint(v) for k, v in s.items() if k != "method"})
+            make_degradation(
+                s["method"], **{k: _midpoint(v) for k, v in s.items() if k != "method"}
+            )
         self._rng = random.Random(self.seed)
 
     def sample(self, rng: random.Random | None = None) -> Pipeline:

@@ -74,15 +74,15 @@ def degrade_volume(
         out = step(x, spacing=spacing, generator=gen)
         data = np.transpose(out.image.cpu().numpy(), np.argsort(order))
         maps = {
-            a: (m.factor, m.offset)
-            for a, m in zip(mapped, out.axes, strict=True)
-            if m != IDENTITY
+            a: (m.factor, m.offset) for a, m in zip(mapped, out.axes, strict=True) if m != IDENTITY
         }
         affine = grid_affine(affine, maps)
         # Where the new samples lie: output index j along array axis a sits at input index
         # offset + factor·j (in the step's input grid).
         record = dict(out.params)
-        record["grid"] = {f"axis{a}": {"factor": f, "offset_voxels": o} for a, (f, o) in maps.items()}
+        record["grid"] = {
+            f"axis{a}": {"factor": f, "offset_voxels": o} for a, (f, o) in maps.items()
+        }
         records.append(record)
     result = volume.replace(np.ascontiguousarray(data, dtype=np.float32), affine)
     sidecar = {

@@ -21,7 +21,10 @@ def load_png(path: str | Path) -> Volume:
             mode = im.mode
             if mode in ("RGB", "RGBA"):
                 rgb = np.asarray(im.convert("RGB"))
-                if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                if not (
+                    np.array_equal(rgb[..., 0], rgb[..., 1])
+                    and np.array_equal(rgb[..., 0], rgb[..., 2])
+                ):
                     raise InputError(f"'{path}' is a colour image; MR slices must be greyscale")
                 arr = rgb[..., 0]
             elif mode in ("LA", "P"):
@@ -29,7 +32,9 @@ def load_png(path: str | Path) -> Volume:
             else:
                 arr = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"cannot read '{path}' as PNG ({exc}); the file is corrupt or truncated") from exc
+        raise InputError(
+            f"cannot read '{path}' as PNG ({exc}); the file is corrupt or truncated"
+        ) from exc
     return Volume(
         data=arr.astype(np.float32)[:, :, None],
         affine=np.eye(4),

@@ -41,8 +41,16 @@ def _fov(xml: str, space: str) -> tuple[list[float], list[int]] | None:
     if not block:
         return None
     try:
-        fov = [float(re.search(rf"<fieldOfView_mm>.*?<{a}>([^<]+)</{a}>", block.group(1), re.S).group(1)) for a in "xyz"]  # type: ignore[union-attr]
-        mat = [int(re.search(rf"<matrixSize>.*?<{a}>([^<]+)</{a}>", block.group(1), re.S).group(1)) for a in "xyz"]  # type: ignore[union-attr]
+        fov = [
+            float(
+                re.search(rf"<fieldOfView_mm>.*?<{a}>([^<]+)</{a}>", block.group(1), re.S).group(1)
+            )
+            for a in "xyz"
+        ]  # type: ignore[union-attr]
+        mat = [
+            int(re.search(rf"<matrixSize>.*?<{a}>([^<]+)</{a}>", block.group(1), re.S).group(1))
+            for a in "xyz"
+        ]  # type: ignore[union-attr]
     except (AttributeError, ValueError):
         return None
     return fov, mat
@@ -57,7 +65,9 @@ def load_kspace_h5(path: str | Path, use_reconstruction: bool = True) -> Volume:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(f"cannot read '{path}' as HDF5 ({exc}); the file is corrupt or truncated") from exc
+        raise InputError(
+            f"cannot read '{path}' as HDF5 ({exc}); the file is corrupt or truncated"
+        ) from exc
     with f:
         recons = [k for k in RECON_PREFERENCE if k in f] + sorted(
             k for k in f if k.startswith("reconstruction_") and k not in RECON_PREFERENCE
@@ -86,7 +96,9 @@ def load_kspace_h5(path: str | Path, use_reconstruction: bool = True) -> Volume:
                     f"(found: {sorted(f)}); is it a fastMRI file?"
                 )
         except OSError as exc:
-            raise InputError(f"cannot read data from '{path}' ({exc}); the file is truncated") from exc
+            raise InputError(
+                f"cannot read data from '{path}' ({exc}); the file is truncated"
+            ) from exc
     if images.ndim == 2:
         images = images[None]
     spacing = [1.0, 1.0, 1.0]
@@ -106,5 +118,6 @@ def load_kspace_h5(path: str | Path, use_reconstruction: bool = True) -> Volume:
         "nifti_code": 2,
     }
     meta.update({f"attr_{k}": v for k, v in attrs.items() if isinstance(v, int | float | str)})
-    return Volume(data=data, affine=np.diag([*spacing, 1.0]), meta=meta,
-                  orig_dtype=np.dtype(np.float32))
+    return Volume(
+        data=data, affine=np.diag([*spacing, 1.0]), meta=meta, orig_dtype=np.dtype(np.float32)
+    )

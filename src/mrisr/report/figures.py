@@ -37,8 +37,13 @@ def comparison_panel(
     ref2d = _slice(reference, k_ref) if reference is not None else None
     vmax = float(np.percentile(ref2d if ref2d is not None else _slice(images[names[0]]), 99.5))
     rows = 2 if reference is not None else 1
-    fig, axes = plt.subplots(rows, len(names), figsize=(3.2 * len(names), 3.4 * rows),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        rows,
+        len(names),
+        figsize=(3.2 * len(names), 3.4 * rows),
+        squeeze=False,
+        constrained_layout=True,
+    )
     err_max = 0.0
     errs = {}
     for j, n in enumerate(names):

@@ -45,7 +45,8 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
         v = r["volume"]
         lines.append(
             f"| {name} | {_f(v['psnr'], 2)} | {_f(v['ssim'])} | {_f(v['nmse'], 5)} | "
-            f"{_f(v.get('psnr_mean_slices'), 2)} | {v.get('n_slices')} | {_f(v.get('data_range'), 1)} |"
+            f"{_f(v.get('psnr_mean_slices'), 2)} | {v.get('n_slices')} | "
+            f"{_f(v.get('data_range'), 1)} |"
         )
     if "paired" in report:
         p = report["paired"]
@@ -65,10 +66,17 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
             )
     if per_slice:
         for name, r in results.items():
-            lines += ["", f"Slices of {name}:", "", "| slice | PSNR | SSIM | NMSE |",
-                      "| ---: | ---: | ---: | ---: |"]
-            lines += [f"| {s['index']} | {_f(s['psnr'], 2)} | {_f(s['ssim'])} | {_f(s['nmse'], 5)} |"
-                      for s in r["slices"]]
+            lines += [
+                "",
+                f"Slices of {name}:",
+                "",
+                "| slice | PSNR | SSIM | NMSE |",
+                "| ---: | ---: | ---: | ---: |",
+            ]
+            lines += [
+                f"| {s['index']} | {_f(s['psnr'], 2)} | {_f(s['ssim'])} | {_f(s['nmse'], 5)} |"
+                for s in r["slices"]
+            ]
     return "\n".join(lines) + "\n"
 
 
