@@ -65,6 +65,8 @@ class Gaussian(Degradation):
         y = gaussian_downsample(x, self.scale, sig, self.truncate)
         params = self.params()
         params["sigma_px"] = [float(s) for s in sig]
-        params["fwhm_mm_used"] = [float(s * FWHM_PER_SIGMA * d) for s, d in zip(sig, spacing, strict=True)]
+        params["fwhm_mm_used"] = [
+            float(s * FWHM_PER_SIGMA * d) for s, d in zip(sig, spacing, strict=True)
+        ]
         m = AxisMap(float(self.scale), (self.scale - 1) / 2)
         return Degraded(y, params, (m, m))
