@@ -85,7 +85,7 @@ def test_fermi_window_shape_and_values() -> None:
     assert float(w[64, 64]) > 0.999
     # W = 0.5 at r = R (the edge of the kept block along the axes); spec default T = M/32.
     assert float(w[64, 0]) == pytest.approx(0.5, abs=1e-12)
-    r = torch.tensor(4.0 / 64)  # 4 samples inside the edge
+    r = torch.tensor(4.0 / 64, dtype=torch.float64)  # 4 samples inside the edge
     assert float(w[64, 4]) == pytest.approx(float(torch.sigmoid(r / (1 / 16))), rel=1e-9)
 
 
@@ -119,3 +119,14 @@ def test_fermi_window_is_radially_symmetric() -> None:
     w = fermi_window((64, 64)).numpy()
     np.testing.assert_allclose(w[32, 32 + 7], w[32 - 7, 32], atol=1e-15)
     np.testing.assert_allclose(w[32 + 5, 32 + 5], w[32 - 5, 32 - 5], atol=1e-15)
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.5, 1.5])
+def test_sinc_upsampling_places_samples_at_the_given_offsets(offset) -> None:
+    """LR samples of a band-limited signal taken at HR positions offset + 2j are interpolated
+    back to the exact HR signal (phase ramp for any grid, e.g. block-centred bicubic LR)."""
+    n, f = 64, 3 / 64
+    sig = lambda p: 10 + np.cos(2 * np.pi * f * (p - 5))  # noqa: E731
+    lr = torch.from_numpy(np.outer(sig(offset + 2 * np.arange(32)), np.ones(32)))
+    up = zerofill_upsample(lr, 2, offsets=(offset, 0.0))
+    np.testing.assert_allclose(up.numpy()[:, 0], sig(np.arange(n)), atol=1e-10)

@@ -28,6 +28,7 @@ class Method(str, enum.Enum):
 
 class Baseline(str, enum.Enum):
     bicubic = "bicubic"
+    bicubic_naive = "bicubic-naive"
     zerofill = "zerofill"
 
 
@@ -101,7 +102,11 @@ def degrade(
 def evaluate(
     ref: Path = typer.Option(..., "--ref", help="reference HR scan"),
     pred: list[Path] = typer.Option(None, "--pred", help="SR result(s) on the reference grid"),
-    baseline: list[Baseline] = typer.Option(None, help="evaluate an interpolation baseline"),
+    baseline: list[Baseline] = typer.Option(
+        None,
+        help="interpolation baseline: bicubic, zerofill (both on the LR grid's true "
+        "positions) or bicubic-naive (plain imresize ×s)",
+    ),
     method: Method = typer.Option(Method.bicubic, help="baseline mode: degradation of --ref"),
     scale: int = typer.Option(2, min=1, help="baseline mode: scale"),
     axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),

@@ -175,15 +175,34 @@ class KspaceZerofill(Degradation):
         return Degraded(y, params, (_axis_map(n_h, self.scale), _axis_map(n_w, self.scale)))
 
 
-def zerofill_upsample(x: torch.Tensor, scale: int, keep_mean: bool = True) -> torch.Tensor:
+def zerofill_upsample(
+    x: torch.Tensor,
+    scale: int,
+    keep_mean: bool = True,
+    offsets: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """Sinc (zero-filled k-space) interpolation of ``x`` [..., h, w] to [..., s·h, s·w].
 
-    The exact inverse grid of :func:`kspace_truncate`: a k-space-truncated image upsampled this way
-    is the classic zero-filled reconstruction, the baseline a network must beat.
+    Without ``offsets`` LR sample ``j`` lands at HR index ``N//2 + s·(j − M//2)``, the exact
+    inverse grid of :func:`kspace_truncate` (the classic zero-filled reconstruction, the baseline
+    a network must beat). ``offsets`` (HR index of LR sample 0 per axis, from the degradation's
+    :class:`AxisMap`) moves the samples there with a linear phase ramp, so block-centred LR images
+    (bicubic, Gaussian) are interpolated onto the right grid too.
     """
     h, w = x.shape[-2:]
+    n_h, n_w = h * scale, w * scale
     cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-    y = ifft2c(center_pad(fft2c(x.to(cdtype)), (h * scale, w * scale))).abs()
+    k = center_pad(fft2c(x.to(cdtype)), (n_h, n_w))
+    if offsets is not None:
+        for dim, (n, m, off) in zip(
+            (-2, -1), ((n_h, h, offsets[0]), (n_w, w, offsets[1])), strict=True
+        ):
+            delta = off - (n // 2 - scale * (m // 2))
+            if delta:
+                freq = torch.arange(n, dtype=torch.float64, device=x.device) - n // 2
+                ramp = torch.exp(-2j * math.pi * freq * delta / n).to(cdtype)
+                k = k * (ramp[:, None] if dim == -2 else ramp[None, :])
+    y = ifft2c(k).abs()
     if keep_mean:
         y = y * scale
     return y.to(x.dtype)

@@ -49,15 +49,26 @@ def _weights_to_matrix(u: np.ndarray, n_in: int, kernel: Callable, width: float)
 
 
 @lru_cache(maxsize=64)
-def imresize_matrix(n_in: int, n_out: int, antialias: bool = True) -> np.ndarray:
+def imresize_matrix(
+    n_in: int,
+    n_out: int,
+    antialias: bool = True,
+    scale: float | None = None,
+    offset: float | None = None,
+) -> np.ndarray:
     """MATLAB ``imresize(..., 'bicubic')`` along one axis as an (n_out × n_in) float64 matrix.
 
     Follows MATLAB's ``contributions``: output pixel ``x`` (1-based) maps to input coordinate
-    ``u = x/scale + 0.5·(1 − 1/scale)``; when shrinking with antialiasing the kernel is stretched
-    by ``1/scale``; weights are normalised to sum to one and out-of-range taps are mirrored
-    (half-sample symmetric padding).
+    ``u = x/scale + 0.5·(1 − 1/scale)``, with ``scale`` the *requested* factor (MATLAB's rule when
+    a scale is given; ``n_out/n_in`` when only a size is); when shrinking with antialiasing the
+    kernel is stretched by ``1/scale``; weights are normalised to sum to one and out-of-range taps
+    are mirrored (half-sample symmetric padding).
+
+    ``offset`` generalises the grid for upsampling by ``s = scale``: input sample ``i`` lies at
+    output index ``offset + s·i`` (MATLAB's block-centred grid is ``offset = (s − 1)/2``).
+    Use it to interpolate an LR image back onto its HR grid where the LR samples really are.
     """
-    scale = n_out / n_in
+    scale = n_out / n_in if scale is None else float(scale)
     if scale < 1 and antialias:
         width = 4.0 / scale
 
@@ -66,8 +77,11 @@ def imresize_matrix(n_in: int, n_out: int, antialias: bool = True) -> np.ndarray
     else:
         width = 4.0
         kernel = cubic_kernel
-    x = np.arange(1, n_out + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1 - 1 / scale) - 1.0  # to 0-based input coordinates
+    x = np.arange(n_out, dtype=np.float64)  # 0-based output indices
+    if offset is None:
+        u = (x + 0.5) / scale - 0.5  # MATLAB: x/scale + 0.5(1 − 1/scale), 1-based
+    else:
+        u = (x - offset) / scale
     return _weights_to_matrix(u, n_in, kernel, width)
 
 
@@ -112,7 +126,8 @@ def imresize(
     """MATLAB-compatible bicubic resize of ``x`` [..., H, W] (float) by ``scale`` or to ``size``.
 
     ``scale`` < 1 shrinks (e.g. 0.5 for ×2 downsampling); the output size is
-    ``ceil(H·scale) × ceil(W·scale)`` as in MATLAB. Values are not clipped.
+    ``ceil(H·scale) × ceil(W·scale)`` and, as in MATLAB, the weights follow the requested scale
+    (not the rounded size ratio). Values are not clipped.
     """
     h, w = x.shape[-2:]
     if size is None:
@@ -120,5 +135,22 @@ def imresize(
             raise ValueError("give scale or size")
         size = (int(math.ceil(h * scale - 1e-9)), int(math.ceil(w * scale - 1e-9)))
     return apply_separable(
-        x, imresize_matrix(h, size[0], antialias), imresize_matrix(w, size[1], antialias)
+        x,
+        imresize_matrix(h, size[0], antialias, scale),
+        imresize_matrix(w, size[1], antialias, scale),
+    )
+
+
+def bicubic_to_grid(
+    x: torch.Tensor, scale: int, offsets: tuple[float, float], size: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Bicubic interpolation of an LR image [..., h, w] onto the HR grid where LR sample ``j``
+    lies at HR index ``offsets[a] + scale·j`` (the degradation's :class:`AxisMap`). With
+    ``offsets = ((s−1)/2, (s−1)/2)`` this is MATLAB ``imresize(x, s)``."""
+    h, w = x.shape[-2:]
+    size = size or (h * scale, w * scale)
+    return apply_separable(
+        x,
+        imresize_matrix(h, size[0], True, float(scale), float(offsets[0])),
+        imresize_matrix(w, size[1], True, float(scale), float(offsets[1])),
     )
