@@ -17,7 +17,8 @@ class Volume:
             2-D images are stored with K = 1.
         affine: 4×4 float64 voxel-index → world (RAS+, mm) matrix, as in NIfTI/nibabel.
         meta: JSON-serialisable facts about the source (format, path, header codes, ...).
-        orig_dtype: the on-disk data type of the source (after DICOM rescaling: float32).
+        orig_dtype: the stored data type of the source (for DICOM the stored pixel type, before
+            RescaleSlope/Intercept).
         header: the source's nibabel NIfTI header when there was one, so that writing keeps
             qform/sform codes, units, intent and description; ``None`` otherwise.
     """
