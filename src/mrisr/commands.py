@@ -186,9 +186,15 @@ def run_eval(
             sa = {s["index"]: s[metric] for s in a["slices"]}
             sb = {s["index"]: s[metric] for s in b["slices"]}
             common = sorted(set(sa) & set(sb))
-            report["paired"][metric] = paired_tests(
-                np.array([sa[i] for i in common]), np.array([sb[i] for i in common])
-            )
+            # Slices identical to the reference have PSNR = inf: leave those pairs out.
+            try:
+                report["paired"][metric] = paired_tests(
+                    np.array([sa[i] for i in common]),
+                    np.array([sb[i] for i in common]),
+                    nonfinite="drop",
+                )
+            except ConfigError as exc:  # too few slices for a test: say so, keep the metrics
+                report["paired"][metric] = {"n": len(common), "error": str(exc)}
     text = render(report, fmt, per_slice)
     if output is None:
         sys.stdout.write(text)

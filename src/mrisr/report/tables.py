@@ -59,6 +59,9 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
         ]
         for m in ("psnr", "ssim"):
             t = p[m]
+            if "error" in t:
+                lines.append(f"| {m.upper()} | {t['n']} | - | - | - | - |")
+                continue
             ci = t.get("ci95", [None, None])
             lines.append(
                 f"| {m.upper()} | {t['n']} | {_f(t['mean_diff'])} | [{_f(ci[0])}, {_f(ci[1])}] | "
