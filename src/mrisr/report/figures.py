@@ -49,7 +49,16 @@ def comparison_panel(
     for j, n in enumerate(names):
         img = _slice(images[n], min(k_ref, images[n].shape[-1] - 1))
         ax = axes[0, j]
-        ax.imshow(img, cmap="gray", vmin=0, vmax=vmax, extent=(0, 1, 0, 1), interpolation="nearest")
+        # Every panel spans the same field of view (the reference's pixel grid, or its own).
+        fov = ref2d.shape if ref2d is not None else img.shape
+        ax.imshow(
+            img,
+            cmap="gray",
+            vmin=0,
+            vmax=vmax,
+            extent=(0, fov[1], 0, fov[0]),
+            interpolation="nearest",
+        )
         title = f"{n}\n{img.shape[1]}×{img.shape[0]}"
         if metrics and n in metrics:
             m = metrics[n]
