@@ -70,7 +70,8 @@ def degrade_volume(
             order = (in_plane[0], slice_axis, in_plane[1])  # → [A, Z, B]
             spacing = (float(zooms[slice_axis]), float(zooms[in_plane[1]]))
             mapped = [slice_axis, in_plane[1]]
-        x = torch.from_numpy(np.ascontiguousarray(np.transpose(data, order))).to(device)
+        # A permuted view, not a copy: the operators' matrix products and FFTs take strided input.
+        x = torch.from_numpy(np.asarray(data, dtype=np.float32)).permute(order).to(device)
         out = step(x, spacing=spacing, generator=gen)
         data = np.transpose(out.image.cpu().numpy(), np.argsort(order))
         maps = {
