@@ -11,7 +11,7 @@ import typer
 
 app = typer.Typer(
     name="mrisr",
-    help="MRI super-resolution toolkit: degrade, evaluate and (soon) super-resolve real scans.",
+    help="MRI super-resolution toolkit: super-resolve, degrade and evaluate real scans.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -154,6 +154,89 @@ def demo(
     from mrisr.commands import run_demo
 
     run_demo(outdir, overwrite)
+
+
+@app.command()
+def upscale(
+    inputs: list[Path] = typer.Argument(..., metavar="IN...", help="scans, folders or .txt lists"),
+    out: Path = typer.Option(..., "--out", "-o", help="output NIfTI (one input) or folder"),
+    checkpoint: Path | None = typer.Option(None, help="checkpoint folder (safetensors + JSON)"),
+    model: str | None = typer.Option(None, help="model name (shipped default weights)"),
+    scale: int | None = typer.Option(None, help="check the checkpoint's scale"),
+    axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
+    tile: int = typer.Option(0, help="tile size in LR pixels (0: whole slices)"),
+    max_memory: float | None = typer.Option(None, help="MB bound for one forward: picks tiles"),
+    batch: int = typer.Option(4, min=1, help="slices per forward"),
+    ensemble: bool = typer.Option(False, help="x8 geometric self-ensemble ('+' models)"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda[:N] or mps"),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    overwrite: bool = typer.Option(False, help="replace existing outputs"),
+) -> None:
+    """Super-resolve scans in-plane with a trained model; writes NIfTI + JSON sidecar each.
+
+    Under torchrun the scans are split across ranks.
+    """
+    from mrisr.infer.run import upscale as run_upscale
+
+    run_upscale(
+        inputs,
+        out,
+        checkpoint=checkpoint,
+        model=model,
+        scale=scale,
+        overwrite=overwrite,
+        argv=sys.argv,
+        axis=axis,
+        tile=tile,
+        max_memory_mb=max_memory,
+        batch=batch,
+        ensemble=ensemble,
+        device=device,
+        compile=compile_model,
+        progress=progress,
+    )
+
+
+@app.command()
+def models(
+    fmt: Fmt = typer.Option(Fmt.md, "--format", help="md or json"),
+) -> None:
+    """List every model with its parameter count per scale next to the paper's."""
+    from mrisr.commands import run_models
+
+    run_models(fmt.value)
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT"),
+    onnx: Path = typer.Option(..., "--onnx", help="output .onnx file"),
+    opset: int = typer.Option(17, help="ONNX opset"),
+    overwrite: bool = typer.Option(False, help="replace the output if it exists"),
+) -> None:
+    """Export a checkpoint to ONNX (dynamic batch, height and width), checked in onnxruntime."""
+    from mrisr.export import export_onnx
+
+    export_onnx(checkpoint, onnx, opset=opset, overwrite=overwrite)
+    print(f"wrote {onnx}")
+
+
+@app.command("convert-pth")
+def convert_pth(
+    pth: Path = typer.Argument(..., metavar="PTH", help="legacy PyTorch weights (.pth/.pt)"),
+    out: Path = typer.Argument(..., metavar="OUT", help="checkpoint folder to create"),
+    model: str = typer.Option(..., help="registry name of the network"),
+    scale: int = typer.Option(..., help="the weights' scale"),
+    overwrite: bool = typer.Option(False, help="replace OUT if it exists"),
+) -> None:
+    """Convert legacy .pth weights into a safe checkpoint (loaded with weights_only=True;
+    a file holding anything but tensors is refused, never unpickled)."""
+    from mrisr.checkpoint import convert_legacy
+    from mrisr.models.registry import init_args
+
+    convert_legacy(pth, model, init_args(model, scale), out, overwrite=overwrite)
+    print(f"wrote {out}")
 
 
 def main() -> None:

@@ -283,3 +283,54 @@ def run_demo(outdir: Path, overwrite: bool) -> dict:
     )
     print(f"wrote {png}")
     return report
+
+
+def run_models(fmt: str) -> list[dict]:
+    """Every preset at every scale with its parameter count (built on the meta device, so
+    nothing is allocated) next to the paper's."""
+    import torch
+
+    from mrisr.models.registry import REGISTRY, build_model, count_parameters
+
+    rows = []
+    for name, spec in REGISTRY.items():
+        counts: dict[int, int | None] = {}
+        for s in spec.scales:
+            try:
+                with torch.device("meta"):
+                    counts[s] = count_parameters(build_model(name, s))
+            except (ImportError, AttributeError) as exc:  # a model module not available
+                counts[s] = None
+                print(f"warning: {name} x{s}: {exc}", file=sys.stderr)
+        rows.append(
+            {
+                "name": name,
+                "scales": list(spec.scales),
+                "params": counts,
+                "paper_params": spec.paper_params,
+                "param_status": spec.param_status,
+                "needs_guide": spec.needs_guide,
+                "paper": spec.paper,
+                "description": spec.description,
+            }
+        )
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return rows
+    print("| model | scale | parameters | paper | status | description |")
+    print("| --- | ---: | ---: | ---: | --- | --- |")
+    for r in rows:
+        for s in r["scales"]:
+            ours, paper = r["params"][s], r["paper_params"].get(s)
+            status = r["param_status"]
+            if paper is not None and ours is not None and status == "matched":
+                status = "matched" if ours == paper else f"MISMATCH ({ours - paper:+,})"
+            print(
+                f"| {r['name']} | x{s} | {_count(ours)} | {_count(paper)} | {status} | "
+                f"{r['description']} |"
+            )
+    return rows
+
+
+def _count(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"

@@ -1,0 +1,152 @@
+"""``mrisr upscale``: inputs (files, folders, lists) → checkpoint → NIfTI outputs + sidecars.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the list of scans is split across ranks; each rank
+writes its own files, so no gathering is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mrisr import __version__
+from mrisr.errors import ConfigError, InputError, OutputError
+
+SCAN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".h5", ".hdf5", ".npy", ".png")
+
+
+def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
+    """Files stay; a folder holding scan files becomes its sorted scans; any other folder is
+    one DICOM series; a ``.txt`` file lists one path per line."""
+    found: list[Path] = []
+    for p in inputs:
+        p = Path(p)
+        if not p.exists():
+            raise InputError(f"input '{p}' does not exist")
+        if p.is_file() and p.suffix == ".txt":
+            lines = [ln.strip() for ln in p.read_text().splitlines()]
+            found += expand_inputs([Path(ln) for ln in lines if ln and not ln.startswith("#")])
+        elif p.is_dir():
+            scans = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(SCAN_SUFFIXES))
+            found += scans if scans else [p]
+        else:
+            found.append(p)
+    if not found:
+        raise InputError("no input scans found")
+    return found
+
+
+def output_name(inp: Path, scale: int) -> str:
+    name = inp.name
+    for suf in (".nii.gz", ".nii", ".mgz", ".mgh", ".h5", ".hdf5", ".npy", ".png", ".dcm"):
+        if name.endswith(suf):
+            name = name[: -len(suf)]
+            break
+    return f"{name}_sr_x{scale}.nii.gz"
+
+
+def plan_outputs(inputs: list[Path], out: Path, scale: int) -> list[Path]:
+    """One output per input: OUT itself for one input (unless OUT is a folder), else
+    OUT/<name>_sr_x<s>.nii.gz."""
+    if len(inputs) == 1 and not out.is_dir() and not str(out).endswith(os.sep):
+        return [out]
+    if not out.is_dir():
+        if out.exists():
+            raise OutputError(f"'{out}' is a file; several inputs need an output folder")
+        if not out.parent.is_dir():
+            raise OutputError(f"output folder '{out.parent}' does not exist; create it first")
+        out.mkdir()
+    outs = [out / output_name(p, scale) for p in inputs]
+    if len(set(outs)) != len(outs):
+        raise ConfigError("two inputs map to the same output name; upscale them separately")
+    return outs
+
+
+def rank_and_world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def upscale(
+    inputs: Sequence[str | Path] | str | Path,
+    out: str | Path,
+    checkpoint: str | Path | None = None,
+    model: str | None = None,
+    scale: int | None = None,
+    overwrite: bool = False,
+    argv: list[str] | None = None,
+    **options: Any,
+) -> list[Path]:
+    """Super-resolve scans with a checkpoint; the Python twin of ``mrisr upscale``.
+
+    ``options`` are :class:`mrisr.infer.resolver.UpscaleOptions` fields (axis, tile, batch,
+    ensemble, device, compile, max_memory_mb, progress, ...). Returns the written paths.
+    """
+    from mrisr.checkpoint import load_checkpoint
+    from mrisr.commands import file_sha256, sidecar_path, write_volume_with_sidecar
+    from mrisr.infer.resolver import UpscaleOptions, pick_device, upscale_volume
+    from mrisr.io import load_volume
+    from mrisr.io.atomic import check_writable
+
+    if isinstance(inputs, str | Path):
+        inputs = [inputs]
+    if checkpoint is None:
+        if model is None:
+            raise ConfigError("give --checkpoint DIR (a trained model) or --model NAME")
+        from mrisr.models.registry import get_spec
+
+        get_spec(model)  # unknown names fail with the list of models
+        raise ConfigError(
+            f"no trained weights ship with mrisr for '{model}' yet; pass --checkpoint DIR "
+            f"(see `mrisr export`/`mrisr.checkpoint.convert_legacy` for .pth files)"
+        )
+    opts = UpscaleOptions(**options)
+    rank, world = rank_and_world()
+    if world > 1 and opts.device in ("auto", "cuda") and __import__("torch").cuda.is_available():
+        opts.device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    net, ckpt = load_checkpoint(checkpoint, map_location=str(pick_device(opts.device)))
+    if model is not None and model != ckpt.name:
+        raise ConfigError(f"--model {model} does not match the checkpoint's model {ckpt.name}")
+    if scale is not None and scale != ckpt.scale:
+        raise ConfigError(f"--scale {scale}: this checkpoint is trained for x{ckpt.scale}")
+    scans = expand_inputs([Path(p) for p in inputs])
+    outs = plan_outputs(scans, Path(out), ckpt.scale)
+    for o in outs:  # fail before any work
+        check_writable(o, overwrite)
+        check_writable(sidecar_path(o), overwrite)
+    mine = list(zip(scans, outs, strict=True))[rank::world]
+    written = []
+    for src, dst in mine:
+        vol = load_volume(src)
+        t0 = time.time()
+        result, record = upscale_volume(
+            vol,
+            net,
+            ckpt.scale,
+            normalise=ckpt.normalisation,
+            training=ckpt.training,
+            options=opts,
+        )
+        sidecar = {
+            "mrisr_version": __version__,
+            "command": " ".join(argv) if argv else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
+            "input": str(src),
+            "input_sha256": file_sha256(src),
+            "output": str(dst),
+            "model": ckpt.name,
+            "checkpoint": str(ckpt.path),
+            "checkpoint_sha256": ckpt.sha256,
+            "rank": rank,
+            "world_size": world,
+            **record,
+        }
+        write_volume_with_sidecar(result, dst, sidecar, overwrite)
+        written.append(dst)
+        print(
+            f"wrote {dst} {result.shape} zooms {tuple(round(z, 4) for z in result.zooms)} mm "
+            f"({record['seconds']:.1f} s)"
+        )
+    return written
