@@ -12,7 +12,7 @@ from torch import nn
 
 from mrisr.infer import SelfEnsemble, tiled_forward
 from mrisr.infer.resolver import UpscaleOptions, upscale_affine, upscale_volume
-from mrisr.io import Volume, load_volume
+from mrisr.io import Volume
 
 
 class LocalSR(nn.Module):
@@ -21,9 +21,13 @@ class LocalSR(nn.Module):
     def __init__(self, scale: int = 2) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(8, scale * scale, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, scale * scale, 3, padding=1),
+        )
         self.shuffle = nn.PixelShuffle(scale)
         self.scale = scale
 
@@ -59,12 +63,17 @@ def test_self_ensemble_of_an_equivariant_model_is_the_model() -> None:
     net = LocalSR(2).eval()
     with torch.no_grad():
         ens = SelfEnsemble(net)(x)
-        manual = torch.stack([
-            torch.rot90(net(torch.rot90(x.flip(-1) if f else x, k, (-2, -1))), -k, (-2, -1))
-            .flip(-1) if f else
-            torch.rot90(net(torch.rot90(x, k, (-2, -1))), -k, (-2, -1))
-            for f in (False, True) for k in range(4)
-        ]).mean(0)
+        manual = torch.stack(
+            [
+                torch.rot90(
+                    net(torch.rot90(x.flip(-1) if f else x, k, (-2, -1))), -k, (-2, -1)
+                ).flip(-1)
+                if f
+                else torch.rot90(net(torch.rot90(x, k, (-2, -1))), -k, (-2, -1))
+                for f in (False, True)
+                for k in range(4)
+            ]
+        ).mean(0)
     torch.testing.assert_close(ens, manual)
     assert not torch.allclose(ens, net(x))
 
@@ -90,8 +99,12 @@ def test_output_affine_keeps_the_field_of_view_on_an_oblique_grid(scale) -> None
     # The outer corners of the first and last voxels coincide: the FOV is unchanged.
     for lo_hi in ((-0.5, -0.5), (19.5, 15.5)):
         lr_corner = lr.affine @ [*lo_hi, 0, 1]
-        hr_corner = hr.affine @ [(lo_hi[0] + 0.5) * scale - 0.5, (lo_hi[1] + 0.5) * scale - 0.5,
-                                 0, 1]
+        hr_corner = hr.affine @ [
+            (lo_hi[0] + 0.5) * scale - 0.5,
+            (lo_hi[1] + 0.5) * scale - 0.5,
+            0,
+            1,
+        ]
         np.testing.assert_allclose(hr_corner, lr_corner, atol=1e-9)
     # The block of s×s HR voxels around LR voxel j is centred on it.
     centre = hr.affine @ [3 * scale + (scale - 1) / 2, 2 * scale + (scale - 1) / 2, 4, 1]
@@ -110,8 +123,97 @@ def test_upscale_volume_axis_batch_and_tiles_agree() -> None:
     net = LocalSR(2)
     a, rec = upscale_volume(lr, net, 2, options=UpscaleOptions(progress=False, batch=3))
     assert rec["slice_axis"] == 0 and a.shape == (12, 36, 40)
-    b, _ = upscale_volume(lr, net, 2, options=UpscaleOptions(progress=False, batch=7, tile=8,
-                                                              margin=4, blend=2))
+    b, _ = upscale_volume(
+        lr, net, 2, options=UpscaleOptions(progress=False, batch=7, tile=8, margin=4, blend=2)
+    )
     np.testing.assert_allclose(a.data, b.data, atol=1e-5)
     c, _ = upscale_volume(lr, net, 2, options=UpscaleOptions(progress=False, axis=2))
     assert c.shape == (24, 36, 20)
+
+
+@pytest.fixture()
+def tiny_checkpoint(tmp_path):
+    """A real (untrained, tiny) EDSR checkpoint written by the checkpoint module."""
+    from mrisr.checkpoint import Normalisation, save_checkpoint
+    from mrisr.models import build_model
+    from mrisr.models.registry import init_args
+
+    args = init_args("edsr-baseline", 2, n_resblocks=1, n_feats=8)
+    model = build_model("edsr-baseline", **args)
+    path = tmp_path / "ckpt"
+    save_checkpoint(
+        model,
+        "edsr-baseline",
+        args,
+        path,
+        normalisation=Normalisation("percentile"),
+        training={"note": "untrained, for tests"},
+    )
+    return path
+
+
+def test_upscale_command_on_the_real_t2(shared_data, tmp_path, tiny_checkpoint) -> None:
+    """The issue's acceptance check on the full IXI002 T2: in-plane shape × 2, orientation codes
+    kept, field of view within half an input voxel, sidecar with model and checkpoint hash."""
+    from tests.test_bad_input import run_cli
+
+    src = shared_data / "ixi002" / "IXI002-Guys-0828-T2.nii.gz"
+    out = tmp_path / "sr.nii.gz"
+    res = run_cli(
+        "upscale", src, "-o", out, "--checkpoint", tiny_checkpoint, "--batch", "16", "--no-progress"
+    )
+    assert res.returncode == 0, res.stderr
+    lr, hr = nib.load(src), nib.load(out)
+    assert hr.shape == (512, 512, 130)
+    assert int(hr.header["qform_code"]) == int(lr.header["qform_code"])
+    assert int(hr.header["sform_code"]) == int(lr.header["sform_code"])
+    assert nib.aff2axcodes(hr.affine) == nib.aff2axcodes(lr.affine)
+    # Field of view: the world positions of the outer voxel corners agree within half a voxel.
+    for corner in ((-0.5, -0.5, 0), (255.5, 255.5, 129)):
+        lr_c = lr.affine @ [*corner, 1]
+        hr_c = hr.affine @ [(corner[0] + 0.5) * 2 - 0.5, (corner[1] + 0.5) * 2 - 0.5, corner[2], 1]
+        assert np.linalg.norm(lr_c[:3] - hr_c[:3]) < 0.5 * min(lr.header.get_zooms())
+    side = json.loads((tmp_path / "sr.nii.gz.json").read_text())
+    assert side["model"] == "edsr-baseline" and len(side["checkpoint_sha256"]) == 64
+    assert side["scale"] == 2 and side["slice_axis"] == 2
+    # The normalisation fitted on the scan is recorded (the model is untrained: values are not
+    # meaningful here; de-normalisation is pinned in test_checkpoint).
+    assert side["normalisation_stats"]["scale"] > 0
+    assert np.isfinite(np.asarray(hr.dataobj)).all()
+
+
+def test_upscale_folder_split_across_ranks(tmp_path, test_data, tiny_checkpoint, monkeypatch):
+    """Under torchrun each rank takes every WORLD_SIZE-th scan and writes only its own files."""
+    from mrisr.infer.run import upscale
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    src = nib.load(test_data / "ixi002_t2_crop.nii.gz")
+    for i in range(3):
+        nib.save(src, scans / f"s{i}.nii.gz")
+    out = tmp_path / "out"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    written = upscale(scans, out, checkpoint=tiny_checkpoint, progress=False)
+    assert [p.name for p in written] == ["s1_sr_x2.nii.gz"]
+    monkeypatch.setenv("RANK", "0")
+    written = upscale(scans, out, checkpoint=tiny_checkpoint, progress=False)
+    assert [p.name for p in written] == ["s0_sr_x2.nii.gz", "s2_sr_x2.nii.gz"]
+    assert len(list(out.glob("*.nii.gz"))) == 3 and len(list(out.glob("*.json"))) == 3
+
+
+def test_upscale_errors(tmp_path, test_data, tiny_checkpoint) -> None:
+    from tests.test_bad_input import run_cli
+
+    t2 = test_data / "ixi002_t2_crop.nii.gz"
+    res = run_cli("upscale", t2, "-o", tmp_path / "a.nii.gz")
+    assert res.returncode == 2 and "--checkpoint" in res.stderr
+    res = run_cli(
+        "upscale", t2, "-o", tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint, "--scale", "4"
+    )
+    assert res.returncode == 2 and "x2" in res.stderr
+    res = run_cli("upscale", t2, "-o", tmp_path / "a.nii.gz", "--model", "nope")
+    assert res.returncode == 2 and "unknown model" in res.stderr
+    (tmp_path / "a.nii.gz").write_bytes(b"keep")
+    res = run_cli("upscale", t2, "-o", tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint)
+    assert res.returncode == 2 and (tmp_path / "a.nii.gz").read_bytes() == b"keep"

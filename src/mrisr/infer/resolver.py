@@ -133,7 +133,7 @@ def upscale_volume(
     if tile < 0 or (opt.max_memory_mb and tile == 0):
         if not opt.max_memory_mb:
             raise ConfigError("automatic tiling needs a memory bound (--max-memory MB)")
-        per_px = activation_bytes_per_pixel(net, device) * (1 if not opt.ensemble else 1)
+        per_px = activation_bytes_per_pixel(net, device)
         budget_px = opt.max_memory_mb * 2**20 / per_px / max(1, opt.batch)
         tile = max(32, int(math.sqrt(budget_px)) - 2 * opt.margin)
         if tile >= max(h, w):

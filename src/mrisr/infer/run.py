@@ -113,10 +113,11 @@ def upscale(
         raise ConfigError(f"--scale {scale}: this checkpoint is trained for x{ckpt.scale}")
     scans = expand_inputs([Path(p) for p in inputs])
     outs = plan_outputs(scans, Path(out), ckpt.scale)
-    for o in outs:  # fail before any work
+    # This rank's share; other ranks check and write their own files concurrently.
+    mine = list(zip(scans, outs, strict=True))[rank::world]
+    for _, o in mine:  # fail before any work
         check_writable(o, overwrite)
         check_writable(sidecar_path(o), overwrite)
-    mine = list(zip(scans, outs, strict=True))[rank::world]
     written = []
     for src, dst in mine:
         vol = load_volume(src)

@@ -41,3 +41,9 @@ class Upsampler(nn.Sequential):
         else:
             raise ValueError(f"sub-pixel upsampler supports 2^n and 3, not {scale}")
         super().__init__(*layers)
+
+
+def reject_guide(model_name: str, guide: torch.Tensor | None) -> None:
+    """Raise if a single-contrast network is handed a guide image (it would be silently unused)."""
+    if guide is not None:
+        raise ValueError(f"{model_name} is single-contrast; it takes no guide")

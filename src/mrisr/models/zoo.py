@@ -12,46 +12,68 @@ from mrisr.models.registry import ModelSpec, register
 EDSR = "Lim et al., EDSR, CVPRW 2017"
 
 # --- EDSR family (edsr.py) --------------------------------------------------------------------
-register(ModelSpec(
-    name="edsr-baseline", target="mrisr.models.edsr:EDSR", scales=(2, 3, 4, 8),
-    defaults={"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
-    # EDSR paper 1.37M at x2 (RGB 1,369,859); grey 1,367,553; x3/x4 by the same arithmetic.
-    paper_params={2: 1_367_553, 3: 1_552_193, 4: 1_515_265, 8: None},
-    paper=EDSR, description="EDSR baseline, 16 residual blocks x 64 channels",
-))
-register(ModelSpec(
-    name="edsr-40", target="mrisr.models.edsr:EDSR", scales=(2, 3, 4, 8),
-    defaults={"n_resblocks": 40, "n_feats": 64, "res_scale": 1.0},
-    paper_params={2: 3_140_097, 3: 3_324_737, 4: 3_287_809, 8: None},
-    paper="W²AMSN Table II 'EDSR' (3.14M); the SERAN backbone",
-    description="EDSR with 40 residual blocks x 64 channels (SERAN's backbone)",
-))
+register(
+    ModelSpec(
+        name="edsr-baseline",
+        target="mrisr.models.edsr:EDSR",
+        scales=(2, 3, 4, 8),
+        defaults={"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
+        # EDSR paper 1.37M at x2 (RGB 1,369,859); grey 1,367,553; x3/x4 by the same arithmetic.
+        paper_params={2: 1_367_553, 3: 1_552_193, 4: 1_515_265, 8: None},
+        paper=EDSR,
+        description="EDSR baseline, 16 residual blocks x 64 channels",
+    )
+)
+register(
+    ModelSpec(
+        name="edsr-40",
+        target="mrisr.models.edsr:EDSR",
+        scales=(2, 3, 4, 8),
+        defaults={"n_resblocks": 40, "n_feats": 64, "res_scale": 1.0},
+        paper_params={2: 3_140_097, 3: 3_324_737, 4: 3_287_809, 8: None},
+        paper="W²AMSN Table II 'EDSR' (3.14M); the SERAN backbone",
+        description="EDSR with 40 residual blocks x 64 channels (SERAN's backbone)",
+    )
+)
 
 # --- classic baselines on the bicubic-upsampled input (classic.py) ----------------------------
-register(ModelSpec(
-    name="srcnn", target="mrisr.models.classic:SRCNN", scales=(2, 3, 4, 8),
-    defaults={"n1": 64, "n2": 32, "f1": 9, "f2": 1, "f3": 5},
-    # The SRCNN paper's 8,032 counts weights only (9-1-5, 64/32 filters); with biases: 8,129.
-    paper_params={2: 8_129, 3: 8_129, 4: 8_129, 8: 8_129},
-    paper="Dong et al., SRCNN, TPAMI 2016 (9-1-5)",
-    description="SRCNN 9-1-5 on the MATLAB-bicubic-upsampled input",
-))
-register(ModelSpec(
-    name="vdsr", target="mrisr.models.classic:VDSR", scales=(2, 3, 4, 8),
-    defaults={"depth": 20, "n_feats": 64},
-    paper_params={2: None, 3: None, 4: None, 8: None}, param_status="n/a",
-    paper="Kim et al., VDSR, CVPR 2016",
-    description="VDSR, 20 conv layers with global residual on the bicubic-upsampled input",
-))
+register(
+    ModelSpec(
+        name="srcnn",
+        target="mrisr.models.classic:SRCNN",
+        scales=(2, 3, 4, 8),
+        defaults={"n1": 64, "n2": 32, "f1": 9, "f2": 1, "f3": 5},
+        # The SRCNN paper's 8,032 counts weights only (9-1-5, 64/32 filters); with biases: 8,129.
+        paper_params={2: 8_129, 3: 8_129, 4: 8_129, 8: 8_129},
+        paper="Dong et al., SRCNN, TPAMI 2016 (9-1-5)",
+        description="SRCNN 9-1-5 on the MATLAB-bicubic-upsampled input",
+    )
+)
+register(
+    ModelSpec(
+        name="vdsr",
+        target="mrisr.models.classic:VDSR",
+        scales=(2, 3, 4, 8),
+        defaults={"depth": 20, "n_feats": 64},
+        paper_params={2: None, 3: None, 4: None, 8: None},
+        param_status="n/a",
+        paper="Kim et al., VDSR, CVPR 2016",
+        description="VDSR, 20 conv layers with global residual on the bicubic-upsampled input",
+    )
+)
 
 # --- SERAN (seran.py) -------------------------------------------------------------------------
-register(ModelSpec(
-    name="seran", target="mrisr.models.seran:SERAN", scales=(2, 3, 4),
-    defaults={"n_resblocks": 40, "n_feats": 64, "n_primitives": 64, "embed": 16, "alpha": 0.01},
-    paper_params={2: 3_158_817, 3: 3_343_457, 4: 3_306_529},
-    paper="Wang et al., SERAN (squeeze-and-excitation reasoning attention network)",
-    description="EDSR-40 + one SE reasoning attention block (P=64, C'=16, alpha=0.01)",
-))
+register(
+    ModelSpec(
+        name="seran",
+        target="mrisr.models.seran:SERAN",
+        scales=(2, 3, 4),
+        defaults={"n_resblocks": 40, "n_feats": 64, "n_primitives": 64, "embed": 16, "alpha": 0.01},
+        paper_params={2: 3_158_817, 3: 3_343_457, 4: 3_306_529},
+        paper="Wang et al., SERAN (squeeze-and-excitation reasoning attention network)",
+        description="EDSR-40 + one SE reasoning attention block (P=64, C'=16, alpha=0.01)",
+    )
+)
 
 # --- W²AMSN (w2amsn.py) -----------------------------------------------------------------------
 _W2 = "W²AMSN (wide weighted attention multi-scale network), Table II"
@@ -61,14 +83,22 @@ for _name, _blocks, _paper, _narrow in (
     ("w2amsn-literal", 20, 11_670_000, False),
     ("w2amsn-s-literal", 8, 5_930_000, False),
 ):
-    register(ModelSpec(
-        name=_name, target="mrisr.models.w2amsn:W2AMSN", scales=(2, 3, 4),
-        defaults={"n_blocks": _blocks, "width": 32, "ms_out": 32 if _narrow else 256},
-        paper_params={2: _paper, 3: None, 4: None}, param_status="not matched",
-        paper=_W2,
-        description=(
-            f"t={_blocks} wide multi-scale blocks, "
-            + ("narrow reading (8a->a, spec §2.6 default)" if _narrow
-               else "literal reading (8a->8a)")
-        ),
-    ))
+    register(
+        ModelSpec(
+            name=_name,
+            target="mrisr.models.w2amsn:W2AMSN",
+            scales=(2, 3, 4),
+            defaults={"n_blocks": _blocks, "width": 32, "ms_out": 32 if _narrow else 256},
+            paper_params={2: _paper, 3: None, 4: None},
+            param_status="not matched",
+            paper=_W2,
+            description=(
+                f"t={_blocks} wide multi-scale blocks, "
+                + (
+                    "narrow reading (8a->a, spec §2.6 default)"
+                    if _narrow
+                    else "literal reading (8a->8a)"
+                )
+            ),
+        )
+    )
