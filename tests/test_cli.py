@@ -129,3 +129,19 @@ def test_demo_writes_volumes_metrics_and_figure(tmp_path) -> None:
 
     assert Image.open(out / "demo_comparison.png").size[0] > 800
     assert run_cli("demo", out).returncode == 2  # not empty: refuses without --overwrite
+
+
+def test_models_lists_every_preset_with_counts_next_to_the_paper() -> None:
+    res = run_cli("models", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert {"edsr-baseline", "edsr-40", "srcnn", "vdsr", "seran", "w2amsn", "w2amsn-s",
+            "w2amsn-literal", "w2amsn-s-literal"} <= set(rows)
+    seran = rows["seran"]
+    assert seran["params"] == {"2": 3_158_817, "3": 3_343_457, "4": 3_306_529}
+    assert seran["params"] == seran["paper_params"] and seran["param_status"] == "matched"
+    w2 = rows["w2amsn"]
+    assert w2["param_status"] == "not matched" and w2["paper_params"]["2"] == 11_670_000
+    assert w2["params"]["2"] == 9_462_313 and rows["w2amsn-literal"]["params"]["2"] == 53_930_793
+    md = run_cli("models").stdout
+    assert "| seran | x4 | 3,306,529 | 3,306,529 | matched |" in md

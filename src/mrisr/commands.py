@@ -323,7 +323,9 @@ def run_models(fmt: str) -> list[dict]:
         for s in r["scales"]:
             ours, paper = r["params"][s], r["paper_params"].get(s)
             status = r["param_status"]
-            if paper is not None and ours is not None and status == "matched":
+            if paper is None:
+                status = "no paper figure"
+            elif ours is not None and status == "matched":
                 status = "matched" if ours == paper else f"MISMATCH ({ours - paper:+,})"
             print(
                 f"| {r['name']} | x{s} | {_count(ours)} | {_count(paper)} | {status} | "

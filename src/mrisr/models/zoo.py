@@ -46,7 +46,7 @@ register(
         # The SRCNN paper's 8,032 counts weights only (9-1-5, 64/32 filters); with biases: 8,129.
         paper_params={2: 8_129, 3: 8_129, 4: 8_129, 8: 8_129},
         paper="Dong et al., SRCNN, TPAMI 2016 (9-1-5)",
-        description="SRCNN 9-1-5 on the MATLAB-bicubic-upsampled input",
+        description="SRCNN 9-1-5 on the bicubic-upsampled input (paper: 8,032 weights only)",
     )
 )
 register(
