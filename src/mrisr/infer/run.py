@@ -58,7 +58,7 @@ def plan_outputs(inputs: list[Path], out: Path, scale: int) -> list[Path]:
             raise OutputError(f"'{out}' is a file; several inputs need an output folder")
         if not out.parent.is_dir():
             raise OutputError(f"output folder '{out.parent}' does not exist; create it first")
-        out.mkdir()
+        out.mkdir(exist_ok=True)  # ranks under torchrun may race to create it
     outs = [out / output_name(p, scale) for p in inputs]
     if len(set(outs)) != len(outs):
         raise ConfigError("two inputs map to the same output name; upscale them separately")
