@@ -160,7 +160,7 @@ def test_upscale_command_on_the_real_t2(shared_data, tmp_path, tiny_checkpoint) 
     src = shared_data / "ixi002" / "IXI002-Guys-0828-T2.nii.gz"
     out = tmp_path / "sr.nii.gz"
     res = run_cli(
-        "upscale", src, "-o", out, "--checkpoint", tiny_checkpoint, "--batch", "16", "--no-progress"
+        "upscale", src, out, "--checkpoint", tiny_checkpoint, "--batch", "16", "--no-progress"
     )
     assert res.returncode == 0, res.stderr
     lr, hr = nib.load(src), nib.load(out)
@@ -206,16 +206,16 @@ def test_upscale_errors(tmp_path, test_data, tiny_checkpoint) -> None:
     from tests.test_bad_input import run_cli
 
     t2 = test_data / "ixi002_t2_crop.nii.gz"
-    res = run_cli("upscale", t2, "-o", tmp_path / "a.nii.gz")
+    res = run_cli("upscale", t2, tmp_path / "a.nii.gz")
     assert res.returncode == 2 and "--checkpoint" in res.stderr
     res = run_cli(
-        "upscale", t2, "-o", tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint, "--scale", "4"
+        "upscale", t2, tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint, "--scale", "4"
     )
     assert res.returncode == 2 and "x2" in res.stderr
-    res = run_cli("upscale", t2, "-o", tmp_path / "a.nii.gz", "--model", "nope")
+    res = run_cli("upscale", t2, tmp_path / "a.nii.gz", "--model", "nope")
     assert res.returncode == 2 and "unknown model" in res.stderr
     (tmp_path / "a.nii.gz").write_bytes(b"keep")
-    res = run_cli("upscale", t2, "-o", tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint)
+    res = run_cli("upscale", t2, tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint)
     assert res.returncode == 2 and (tmp_path / "a.nii.gz").read_bytes() == b"keep"
 
 
@@ -256,10 +256,24 @@ def test_torchrun_two_ranks_split_a_folder(tmp_path, test_data, tiny_checkpoint)
         nib.save(src, scans / f"s{i}.nii.gz")
     out = tmp_path / "out"
     res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "mrisr",
-         "upscale", str(scans), "-o", str(out), "--checkpoint", str(tiny_checkpoint),
-         "--no-progress"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "mrisr",
+            "upscale",
+            str(scans),
+            str(out),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr[-2000:]
     ranks = {json.loads(p.read_text())["rank"] for p in out.glob("*.json")}

@@ -158,8 +158,10 @@ def demo(
 
 @app.command()
 def upscale(
-    inputs: list[Path] = typer.Argument(..., metavar="IN...", help="scans, folders or .txt lists"),
-    out: Path = typer.Option(..., "--out", "-o", help="output NIfTI (one input) or folder"),
+    inputs: list[Path] = typer.Argument(
+        ..., metavar="IN...", help="scans, DICOM series folders, folders of scans or .txt lists"
+    ),
+    out: Path = typer.Argument(..., metavar="OUT", help="output NIfTI (one input) or folder"),
     checkpoint: Path | None = typer.Option(None, help="checkpoint folder (safetensors + JSON)"),
     model: str | None = typer.Option(None, help="model name (shipped default weights)"),
     scale: int | None = typer.Option(None, help="check the checkpoint's scale"),
