@@ -278,3 +278,15 @@ def test_torchrun_two_ranks_split_a_folder(tmp_path, test_data, tiny_checkpoint)
     assert res.returncode == 0, res.stderr[-2000:]
     ranks = {json.loads(p.read_text())["rank"] for p in out.glob("*.json")}
     assert len(list(out.glob("*.nii.gz"))) == 4 and ranks == {0, 1}
+
+
+def test_python_api_is_lazy_and_complete() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mrisr; assert 'torch' not in sys.modules, 'import mrisr loaded torch'; "
+        "assert callable(mrisr.upscale) and callable(mrisr.load_volume); print('ok')"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "ok", res.stderr

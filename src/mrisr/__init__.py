@@ -15,6 +15,10 @@ _LAZY = {
     "Volume": "mrisr.io",
     "degrade_volume": "mrisr.degrade",
     "evaluate_volume": "mrisr.metrics",
+    "upscale": "mrisr.infer.run",
+    "build_model": "mrisr.models",
+    "load_checkpoint": "mrisr.checkpoint",
+    "save_checkpoint": "mrisr.checkpoint",
 }
 
 
