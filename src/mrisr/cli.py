@@ -200,6 +200,19 @@ def upscale(
     )
 
 
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    config: str = typer.Argument(..., metavar="CONFIG", help="recipe YAML or a recipe name"),
+    overrides: list[str] = typer.Argument(None, metavar="[KEY=VALUE]...", help="overrides"),
+    resume: bool = typer.Option(False, help="continue the run in --run-dir from its last state"),
+    run_dir: Path | None = typer.Option(None, help="run folder (default: runs/<name>)"),
+) -> None:
+    """Train a model from a recipe (configs/*.yaml or a packaged recipe name such as smoke)."""
+    from mrisr.train import run_train
+
+    run_train(config, list(overrides or []), resume=resume, run_dir=run_dir)
+
+
 @app.command()
 def models(
     fmt: Fmt = typer.Option(Fmt.md, "--format", help="md or json"),

@@ -21,7 +21,7 @@ _EXTENSIONS = (".nii.gz", ".nii", ".mgz", ".mgh", ".h5", ".hdf5", ".png", ".npy"
 #: CSN protocol (Zhao et al., "Channel splitting network for single MR image super-resolution"):
 #: every volume cropped to 240×240×96 (in-plane H × W × slices), 500/70/6 subjects.
 CSN_CROP = (240, 240, 96)
-CSN_SPLIT = (500, 70, 6)
+CSN_SPLIT = (500, 6, 70)  # train / quick validation / test (SERAN §4.1, W²AMSN §IV-A)
 
 PathLike = str | os.PathLike[str]
 
@@ -138,9 +138,10 @@ def ixi_csn(
     cache_dir: PathLike | None = None,
     seed: int = 0,
 ) -> ProtocolSplit:
-    """The IXI CSN protocol: 500/70/6 subjects (train/val/test), every volume cropped centrally
+    """The IXI CSN protocol: 500 training, 6 quick-validation and 70 test subjects, every volume
+    cropped centrally
     to 240×240×96 (in-plane H × W × slices along the acquisition axis, i.e. the coarsest-spaced
-    one).
+    one). (The papers' "500/70/6" lists train/test/validation.)
 
     With fewer than 576 subjects the split is scaled down proportionally (val and test rounded,
     at least 1 each, the rest train; 3 subjects at least); with more, the 576 drawn first are

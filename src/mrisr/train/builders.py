@@ -1,0 +1,81 @@
+"""What a recipe builds before the loop starts: the Fabric object and the datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mrisr.errors import ConfigError
+from mrisr.train.config import RunConfig
+
+
+def make_fabric(cfg: RunConfig) -> Any:
+    """``Fabric(accelerator, devices, num_nodes, strategy, precision)``; errors → ConfigError."""
+    from lightning.fabric import Fabric
+
+    t = cfg.trainer
+    precision = "32-true" if t.precision == "32" else t.precision
+    try:
+        return Fabric(
+            accelerator=t.accelerator,
+            devices=t.devices,
+            num_nodes=t.num_nodes,
+            strategy=t.strategy,
+            precision=precision,  # type: ignore[arg-type]
+        )
+    except Exception as e:  # Lightning raises ValueError / MisconfigurationException / ...
+        raise ConfigError(f"trainer: {' '.join(str(e).split())}") from None
+
+
+def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]]]:
+    """(training patches, validation whole slices or None, scan names per split)."""
+    from mrisr.data import SRSliceDataset, ixi_csn, split_by_subject
+    from mrisr.normalisation import Normalisation
+
+    d = cfg.data
+    crop = tuple(d.crop) if d.crop else None
+    cache = d.cache_dir
+    if d.protocol == "ixi-csn":
+        split = ixi_csn(d.train, cache_dir=cache, seed=d.split.seed)
+        train, val, test, crop, cache = (
+            split.train,
+            split.val,
+            split.test,
+            split.crop,
+            split.cache_dir,
+        )
+    elif d.val:
+        train, val, test = [Path(p) for p in d.train], [Path(p) for p in d.val], []
+    elif d.split.val or d.split.test:
+        s = d.split
+        try:
+            train, val, test = split_by_subject(d.train, val=s.val, test=s.test, seed=s.seed)
+        except ConfigError as e:
+            raise ConfigError(
+                f"data.split: {e}; give data.val, or set data.split.val=0 to train without "
+                "validation"
+            ) from None
+    else:
+        train, val, test = [Path(p) for p in d.train], [], []
+    common: dict[str, Any] = {
+        "axis": d.axis,
+        "normalisation": Normalisation(**d.normalisation.model_dump()),
+        "seed": cfg.train.seed,
+        "cache_dir": cache,
+        "fixed_degradation": d.fixed_degradation,
+        "crop": crop,
+    }
+    train_ds = SRSliceDataset(
+        train,
+        d.scale,
+        d.degradation,
+        patch_size=d.lr_patch * d.scale,
+        foreground_fraction=d.foreground_fraction,
+        augment=d.augment,
+        samples_per_epoch=d.samples_per_epoch,
+        **common,
+    )
+    val_ds = SRSliceDataset(val, d.scale, d.degradation, augment=False, **common) if val else None
+    splits = {"train": train, "val": val, "test": test}
+    names = {k: [Path(p).name for p in v] for k, v in splits.items()}
+    return train_ds, val_ds, names

@@ -1,0 +1,421 @@
+"""Training recipes: plain YAML validated by pydantic, with ``key=value`` overrides.
+
+A recipe is plain data (no expressions, no ``${...}``). ``load_config(path_or_name, overrides)``
+reads it, applies the overrides, resolves the data paths and validates everything; any mistake
+raises one :class:`~mrisr.errors.ConfigError` line naming the dotted key::
+
+    smoke.yaml: train.stepz: unknown key
+    smoke.yaml: optim.lr: input should be greater than 0 (got -1)
+
+Where recipes live: the packaged ``mrisr/train/recipes/*.yaml`` are the source of truth (an
+installed mrisr finds them by name: ``load_config("smoke")``); the repository's ``configs/``
+holds byte-identical copies for reading and editing (``tests/test_train.py`` keeps them equal).
+
+Paths in ``data.train`` / ``data.val``: absolute, relative to the recipe file's folder (when
+written in the recipe) or to the working directory (when given as an override), or the special
+value ``demo`` (the packaged demo scan, :func:`mrisr.data.demo_scan_path`). A folder is expanded
+to the NIfTI/MGZ files inside it (sorted); a folder without any is kept as one scan (a DICOM
+series). ``train.out_dir`` is relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mrisr.errors import ConfigError
+
+RECIPES = Path(__file__).resolve().parent / "recipes"
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz")
+DEMO = "demo"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """The network: a zoo name (``mrisr models``) and keyword overrides of its preset."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class NormalisationConfig(_Strict):
+    """:class:`mrisr.normalisation.Normalisation` fields, stored in the exported checkpoint."""
+
+    mode: Literal["percentile", "max", "zscore", "none"] = "percentile"
+    low: float = Field(0.0, ge=0, le=100)
+    high: float = Field(99.5, ge=0, le=100)
+    clip: bool = False
+
+
+class SplitConfig(_Strict):
+    """Subjects held out of ``data.train`` when ``data.val`` is empty (``split_by_subject``);
+    with ``data.protocol: ixi-csn`` the protocol's split is used instead."""
+
+    val: int = Field(1, ge=0)
+    test: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class DataConfig(_Strict):
+    """Scans, degradation and patches. ``batch_size`` is the *global* batch (all devices)."""
+
+    train: list[str] = Field(default_factory=list)
+    val: list[str] = Field(default_factory=list)
+    protocol: Literal["none", "ixi-csn"] = "none"
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    scale: int = Field(2, ge=2, le=8)
+    degradation: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"method": "bicubic", "scale": 2}]
+    )
+    fixed_degradation: bool = True
+    axis: int | None = Field(None, ge=0, le=2)
+    crop: tuple[PositiveInt, PositiveInt, PositiveInt] | None = None
+    lr_patch: int = Field(32, ge=4, description="LR patch side in pixels (HR: × scale)")
+    batch_size: int = Field(16, ge=1)
+    samples_per_epoch: int | None = Field(None, ge=1)
+    foreground_fraction: float = Field(0.9, ge=0, le=1)
+    augment: bool = True
+    normalisation: NormalisationConfig = Field(default_factory=NormalisationConfig)
+    num_workers: int = Field(0, ge=0)
+    cache_dir: str | None = None
+
+    @field_validator("train", "val", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _degradation_parses(self) -> DataConfig:
+        if not self.train:
+            raise ValueError("train: give the training scans (e.g. data.train=/path/to/IXI-T2)")
+        if self.protocol != "none" and (self.val or self.crop):
+            raise ValueError(
+                f"protocol: '{self.protocol}' chooses the validation scans and the "
+                "crop; leave data.val and data.crop empty"
+            )
+        from mrisr.degrade.pipeline import from_config
+
+        try:
+            from_config(self.degradation)
+        except ConfigError as e:
+            raise ValueError(f"degradation: {e}") from None
+        return self
+
+
+class OptimConfig(_Strict):
+    """Adam / AdamW (the papers: Adam, β (0.9, 0.999), ε 1e-8, lr 1e-4)."""
+
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class SchedConfig(_Strict):
+    """Learning-rate schedule, evaluated per optimiser step.
+
+    ``constant``; ``step``: ×``gamma`` every ``every`` ``unit`` (epochs or steps); ``cosine``:
+    from ``optim.lr`` to ``min_lr`` over the run. ``warmup_steps`` ramps linearly first.
+    """
+
+    name: Literal["constant", "step", "cosine"] = "constant"
+    every: int = Field(200, ge=1)
+    unit: Literal["epochs", "steps"] = "epochs"
+    gamma: float = Field(0.5, gt=0, le=1)
+    min_lr: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+
+
+class TrainConfig(_Strict):
+    """Loop length, losses and bookkeeping. Give exactly one of ``steps`` and ``epochs``."""
+
+    steps: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1)
+    loss: Literal["l1", "l2"] = "l1"
+    grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    val_every: int = Field(1000, ge=0, description="steps; 0 = at the end only")
+    ckpt_every: int = Field(1000, ge=0, description="steps; 0 = at the end only")
+    log_every: int = Field(50, ge=1)
+    keep_states: int = Field(3, ge=1, description="state checkpoints kept in state/")
+    seed: int = 0
+    deterministic: bool = False
+    progress: Literal["auto", "on", "off"] = "auto"
+    out_dir: str = "runs"
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v: Any) -> Any:  # YAML reads on/off as true/false
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("steps: give exactly one of train.steps and train.epochs")
+        return self
+
+
+class ValConfig(_Strict):
+    """Validation on whole slices, scored per volume."""
+
+    batch_size: int = Field(8, ge=1)
+    shave: int = Field(0, ge=0, description="border pixels cut before scoring")
+
+
+class TrainerConfig(_Strict):
+    """What Lightning Fabric does: devices, precision, distribution."""
+
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
+    devices: int | Literal["auto"] = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp"] = "auto"
+    precision: Literal["32", "32-true", "bf16-mixed", "16-mixed"] = "32"
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _number_is_text(cls, v: Any) -> Any:  # `precision: 32` in YAML is an int
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+class RunConfig(_Strict):
+    """A whole recipe."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    task: Literal["supervised"] = "supervised"
+    model: ModelConfig
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    sched: SchedConfig = Field(default_factory=SchedConfig)
+    train: TrainConfig
+    val: ValConfig = Field(default_factory=ValConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+    @model_validator(mode="after")
+    def _scale_matches(self) -> RunConfig:
+        for step in self.data.degradation:
+            s = step.get("scale")
+            if isinstance(s, int) and s not in (1, self.data.scale):
+                raise ValueError(
+                    f"data.degradation: step '{step.get('method')}' has scale {s} but "
+                    f"data.scale is {self.data.scale}"
+                )
+        return self
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def recipe_names() -> list[str]:
+    """Names of the packaged recipes (``load_config(name)`` accepts them)."""
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def recipe_path(path_or_name: str | os.PathLike[str]) -> Path:
+    """A recipe file: an existing path, or a packaged recipe's name (without ``.yaml``)."""
+    p = Path(path_or_name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(f"recipe '{p}' does not exist")
+        return p
+    if (RECIPES / f"{p.name}.yaml").is_file() and p.name == str(path_or_name):
+        return RECIPES / f"{p.name}.yaml"
+    raise ConfigError(
+        f"no recipe '{path_or_name}'; give a .yaml file or one of: {', '.join(recipe_names())}"
+    )
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
+    """``["optim.lr=2e-4", "data.train=[a.nii.gz]"]`` → ``[(["optim", "lr"], 2e-4), ...]``.
+
+    Values are YAML scalars or flow collections (``1e-4``, ``true``, ``null``, ``[a, b]``).
+    """
+    import yaml
+
+    out = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(p.strip() for p in parts):
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from None
+        out.append(([p.strip() for p in parts], value))
+    return out
+
+
+def _set(tree: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
+    node = tree
+    for i, k in enumerate(keys[:-1]):
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {item}: {'.'.join(keys[: i + 1])} is not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _expand(entry: str, base: Path, key: str) -> list[str]:
+    """One ``data.train`` / ``data.val`` entry → absolute scan paths."""
+    if entry == DEMO:
+        from mrisr.data import demo_scan_path
+
+        return [str(demo_scan_path())]
+    p = Path(os.path.expanduser(entry))
+    p = p if p.is_absolute() else base / p
+    if not p.exists():
+        raise ConfigError(f"{key}: '{entry}' does not exist (looked at {p})")
+    if p.is_dir():
+        vols = sorted(str(f) for f in p.iterdir() if f.name.endswith(VOLUME_SUFFIXES))
+        return vols or [str(p)]
+    return [str(p)]
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in ("train", "val"):
+        entries = data.get(key)
+        if isinstance(entries, str):
+            entries = [entries]
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            continue  # pydantic reports the type error with the key
+        where = Path.cwd() if f"data.{key}" in from_cli else base
+        data[key] = [s for e in entries for s in _expand(e, where, f"data.{key}")]
+    if isinstance(data.get("cache_dir"), str) and "data.cache_dir" not in from_cli:
+        data["cache_dir"] = str(base / os.path.expanduser(data["cache_dir"]))
+
+
+_UNION_TAG = re.compile(r"^(int|float|str|bool|none|[a-z-]+\[.*\])$")
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    """Dotted key of a pydantic error location, without union-member tags ("int", ...)."""
+    parts = [str(p) for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p))]
+    return ".".join(parts) or "(top level)"
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    """The first bad key's errors as one line: ``source: dotted.key: message``."""
+    errors = err.errors()
+    key = _key(errors[0]["loc"])
+    same = [e for e in errors if _key(e["loc"]) == key]  # union members of one field
+    e = same[0]
+    if e["type"] == "extra_forbidden":
+        return f"{source}: {key}: unknown key"
+    if e["type"] == "missing":
+        return f"{source}: {key}: missing (required)"
+    msgs = [str(x["msg"]).removeprefix("Value error, ") for x in same]
+    msg = " or ".join(dict.fromkeys(m[:1].lower() + m[1:] for m in msgs))
+    sub = re.match(r"^([A-Za-z_][\w.]*): ", msg) if e["type"] == "value_error" else None
+    if sub:  # a model validator names the field inside its section
+        name = sub.group(1)
+        key = name if key == "(top level)" or name.startswith(f"{key}.") else f"{key}.{name}"
+        msg = msg[sub.end() :]
+    got = e.get("input")
+    if e["type"] != "value_error" and not isinstance(got, dict | list):
+        msg += f" (got {got!r})"
+    more = len(errors) - len(same)
+    return f"{source}: {key}: {msg}" + (f" (+{more} more problems)" if more else "")
+
+
+def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate a plain dict (paths already resolved) into a :class:`RunConfig`."""
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(source, e)) from None
+    _check_model(cfg, source)
+    return cfg
+
+
+def _check_model(cfg: RunConfig, source: str) -> None:
+    import inspect
+
+    from mrisr.models.registry import get_spec
+
+    try:
+        spec = get_spec(cfg.model.name)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: model.name: {e}") from None
+    if cfg.data.scale not in spec.scales:
+        raise ConfigError(
+            f"{source}: data.scale: {cfg.model.name} supports scales {list(spec.scales)}, "
+            f"not {cfg.data.scale}"
+        )
+    params = inspect.signature(spec.cls().__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        bad = sorted(set(cfg.model.args) - set(params) | ({"scale"} & set(cfg.model.args)))
+        if bad:
+            raise ConfigError(
+                f"{source}: model.args.{bad[0]}: not an argument of {cfg.model.name} "
+                f"(allowed: {', '.join(k for k in params if k not in ('self', 'scale'))})"
+            )
+
+
+def load_config(
+    path_or_name: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
+    """Read a recipe (file or packaged name), apply ``key=value`` overrides, validate.
+
+    Data paths come back absolute, so ``cfg.model_dump()`` is the resolved, frozen config.
+    """
+    import yaml
+
+    path = recipe_path(path_or_name)
+    source = path.name
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a recipe must be a mapping of sections")
+    from_cli = set()
+    for keys, value in parse_overrides(list(overrides)):
+        _set(raw, keys, value, ".".join(keys))
+        from_cli.add(".".join(keys))
+    try:
+        _resolve_paths(raw, path.resolve().parent, from_cli)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return validate(raw, source)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML (what ``config.yaml`` in the run folder holds)."""
+    import yaml
+
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def config_differences(a: RunConfig, b: RunConfig) -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), f"{prefix}.{k}" if prefix else k)
+        elif x != y:
+            out.append(prefix)
+
+    walk(a.model_dump(mode="json"), b.model_dump(mode="json"), "")
+    return out

@@ -1,0 +1,349 @@
+"""The training loop: ours, step-based, on Lightning Fabric for devices, precision and DDP.
+
+``train(cfg)`` runs the same code on CPU, one GPU, several GPUs and several nodes: Fabric picks
+the cluster environment (``torchrun`` / torchelastic, SLURM ``srun``) and the process group;
+``data.batch_size`` is the *global* batch, split evenly over the processes.
+
+Run folder (``--run-dir``, default ``{train.out_dir}/{name}``)::
+
+    runs/smoke/
+      config.yaml               the resolved recipe (absolute data paths), frozen at the start
+      metrics.csv               step, epoch, wall_s, name, value (long format; see monitor.py)
+      curves.png                training loss, validation PSNR with the baselines as lines
+      validation.json           latest per-volume scores of the model and of the baselines
+      tb/                       TensorBoard events
+      state/step_0000030.pt     resumable states (newest ``train.keep_states``), written
+                                atomically; read with torch.load(weights_only=True)
+      best/                     mrisr checkpoint with the best validation PSNR
+      final/                    mrisr checkpoint at the last step (EMA weights when kept)
+
+A state holds the task (networks, optimisers, schedulers, EMAs), every rank's RNG states, the
+step (which fixes the data position: see :mod:`mrisr.train.state`), the best score and the wall
+time. ``train(cfg, resume=True)`` loads the newest one and continues: in deterministic mode on
+CPU the final weights are bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mrisr.errors import ConfigError, InputError, OutputError
+from mrisr.train.builders import build_datasets, make_fabric
+from mrisr.train.config import RunConfig, config_differences, dump_config, load_config
+from mrisr.train.monitor import Monitor, hardware
+from mrisr.train.state import (
+    GlobalBatchSampler,
+    capture_rng,
+    deterministic_mode,
+    gather_objects,
+    list_states,
+    load_state,
+    restore_rng,
+    save_state,
+    seed_everything,
+)
+from mrisr.train.tasks import TASKS, Task
+from mrisr.train.validation import Validator, is_kspace
+
+#: Keys a resumed run may change (length, bookkeeping, hardware); anything else is refused.
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.epochs",
+    "train.val_every",
+    "train.ckpt_every",
+    "train.log_every",
+    "train.keep_states",
+    "train.progress",
+    "train.out_dir",
+    "trainer.",
+    "data.num_workers",
+    "data.cache_dir",
+    "val.batch_size",
+)
+
+
+def _may_change(key: str) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in RESUMABLE_CHANGES)
+
+
+def _check_resume(cfg: RunConfig, run_dir: Path) -> tuple[Path, RunConfig]:
+    states = list_states(run_dir)
+    if not states:
+        raise InputError(
+            f"nothing to resume in '{run_dir}' (no state/step_*.pt); start without --resume"
+        )
+    frozen = load_config(run_dir / "config.yaml")
+    bad = [k for k in config_differences(frozen, cfg) if not _may_change(k)]
+    if bad:
+        raise ConfigError(
+            f"--resume: the config differs from '{run_dir / 'config.yaml'}' at "
+            f"{', '.join(bad[:4])}; resume with the same recipe or start a new --run-dir"
+        )
+    return states[-1][1], cfg
+
+
+def _check_new(run_dir: Path) -> None:
+    if (run_dir / "config.yaml").exists() or list_states(run_dir):
+        raise OutputError(
+            f"run folder '{run_dir}' holds a run already; pass --resume to "
+            "continue it, or choose another --run-dir"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"run folder '{run_dir}' is a file")
+
+
+def _shareable(cfg: RunConfig) -> dict[str, Any]:
+    """The resolved config without local paths (scan names only), for a checkpoint's card."""
+    out = cfg.model_dump(mode="json")
+    out["data"]["train"] = [Path(p).name for p in cfg.data.train]
+    out["data"]["val"] = [Path(p).name for p in cfg.data.val]
+    out["data"]["cache_dir"] = None
+    return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    from mrisr.io.atomic import atomic_outputs
+
+    with atomic_outputs([path], overwrite=True) as (tmp,):
+        tmp.write_text(text)
+
+
+class _Loop:
+    """One run on one rank (state shared by the loop's helpers)."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, fabric: Any) -> None:
+        self.cfg, self.run_dir, self.fabric = cfg, run_dir, fabric
+        self.rank0 = fabric.global_rank == 0
+        self.best: dict[str, Any] = {}
+        self.last_val: dict[str, Any] = {}
+        self.baselines: dict[str, Any] = {}
+        self.wall0, self.t0 = 0.0, time.monotonic()
+
+    def wall(self) -> float:
+        return self.wall0 + time.monotonic() - self.t0
+
+    def card(self, step: int) -> dict[str, Any]:
+        """The ``training`` card of an exported checkpoint."""
+        cfg, f = self.cfg, self.fabric
+        return {
+            "recipe": cfg.name,
+            "task": cfg.task,
+            "data": self.names,
+            "dataset": self.train_ds.card(),
+            "lr_grid_offset": self.train_ds.lr_grid_offset,
+            "scale": cfg.data.scale,
+            "degradation": cfg.data.degradation,
+            "steps": step,
+            "epochs": step / self.spe,
+            "global_batch": cfg.data.batch_size,
+            "lr_patch": cfg.data.lr_patch,
+            "optim": cfg.optim.model_dump(),
+            "sched": cfg.sched.model_dump(),
+            "loss": cfg.train.loss,
+            "ema_decay": cfg.train.ema_decay,
+            "weights": "ema" if self.task.emas else "model",
+            "precision": cfg.trainer.precision,
+            "world_size": f.world_size,
+            "wall_time_s": round(self.wall(), 1),
+            "hardware": hardware(),
+            "val": {"last": self.last_val, "best": self.best, "baselines": self.baselines},
+            "config": _shareable(cfg),
+        }
+
+    def validate(self, step: int, epoch: int) -> None:
+        if self.validator is None:
+            return
+        self.baselines = self.validator.baselines()["mean"]
+        res = self.validator.run(lambda batch: self.task.validation_step(batch)["sr"])
+        m = res["mean"]["model"]
+        self.last_val = {"step": step, "psnr": m["psnr"], "ssim": m["ssim"]}
+        values = {"val/psnr": m["psnr"], "val/ssim": m["ssim"]}
+        for name, b in self.baselines.items():
+            values |= {f"val/{name}_psnr": b["psnr"], f"val/{name}_ssim": b["ssim"]}
+        self.monitor.log(step, epoch, self.wall(), values)
+        improved = not self.best or m["psnr"] > self.best["psnr"]
+        if improved:
+            self.best = dict(self.last_val)
+        if self.rank0:
+            body = {"step": step, "model": res, "baselines": self.validator.baselines()}
+            _write_text(self.run_dir / "validation.json", json.dumps(body, indent=2) + "\n")
+            if improved:
+                self.task.export(self.run_dir / "best", self.card(step))
+            self.monitor.curves()
+        self.fabric.barrier()
+
+    def save(self, step: int) -> None:
+        rngs = gather_objects(capture_rng(), self.fabric.world_size)
+        if self.rank0:
+            payload = {
+                "epoch": step // self.spe,
+                "batch_in_epoch": step % self.spe,
+                "samples_seen": step * self.cfg.data.batch_size,
+                "task": self.task.state_dict(),
+                "rng": rngs,
+                "best": self.best,
+                "last_val": self.last_val,
+                "wall_s": self.wall(),
+                "world_size": self.fabric.world_size,
+            }
+            save_state(self.run_dir, step, payload, self.cfg.train.keep_states)
+        self.fabric.barrier()
+
+    def resume_from(self, path: Path) -> int:
+        state = load_state(path)
+        self.task.load_state_dict(state["task"])
+        rngs = state["rng"]
+        restore_rng(
+            rngs[self.fabric.global_rank] if self.fabric.global_rank < len(rngs) else rngs[0]
+        )
+        self.best, self.last_val = state["best"], state["last_val"]
+        self.wall0 = float(state["wall_s"])
+        return int(state["step"])
+
+    def loader(self, epoch: int, start_batch: int) -> Any:
+        from torch.utils.data import DataLoader
+
+        from mrisr.data import worker_init_fn
+
+        f, d = self.fabric, self.cfg.data
+        self.train_ds.set_epoch(epoch)
+        sampler = GlobalBatchSampler(
+            len(self.train_ds),
+            d.batch_size,
+            f.global_rank,
+            f.world_size,
+            self.cfg.train.seed,
+            epoch,
+            start_batch,
+        )
+        return DataLoader(
+            self.train_ds,
+            batch_size=d.batch_size // f.world_size,
+            sampler=sampler,
+            num_workers=d.num_workers,
+            worker_init_fn=worker_init_fn,
+            # Own generator: worker seeds depend on (seed, epoch) only and the global torch RNG
+            # is not consumed by creating an iterator (a resumed run creates one more).
+            generator=torch.Generator().manual_seed(self.cfg.train.seed * 7919 + epoch),
+            pin_memory=f.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def run(self, resume_path: Path | None, stop_at: int | None) -> None:
+        cfg, f = self.cfg, self.fabric
+        G = cfg.data.batch_size
+        if G % f.world_size:
+            raise ConfigError(
+                f"data.batch_size: the global batch {G} does not split over "
+                f"{f.world_size} processes"
+            )
+        with f.rank_zero_first(local=True):  # rank 0 fills the volume cache, the others read it
+            self.train_ds, val_ds, self.names = build_datasets(cfg)
+        if len(self.train_ds) < G:
+            raise ConfigError(
+                f"data.batch_size: {G} is more than the {len(self.train_ds)} "
+                "samples of an epoch; raise data.samples_per_epoch"
+            )
+        self.spe = len(self.train_ds) // G
+        total = cfg.train.steps or cfg.train.epochs * self.spe  # type: ignore[operator]
+        seed_everything(cfg.train.seed)
+        self.task: Task = TASKS[cfg.task]()
+        self.task.setup(f, cfg, self.spe, total)
+        step = self.resume_from(resume_path) if resume_path else 0
+        self.validator = None
+        if val_ds is not None:
+            self.validator = Validator(
+                val_ds,
+                is_kspace(cfg.data.degradation),
+                cfg.val.shave,
+                cfg.val.batch_size,
+                f.device,
+                f.global_rank,
+                f.world_size,
+            )
+        self.monitor = Monitor(self.run_dir, self.rank0, step, total, cfg.train.progress)
+        try:
+            self._loop(step, total, stop_at)
+        finally:
+            self.monitor.close()
+
+    def _loop(self, step: int, total: int, stop_at: int | None) -> None:
+        f, t = self.fabric, self.cfg.train
+        end = min(total, stop_at) if stop_at is not None else total
+        acc: dict[str, torch.Tensor] = {}
+        n_acc, validated, saved = 0, -1, -1
+        while step < end:
+            epoch, start_batch = divmod(step, self.spe)
+            for batch in self.loader(epoch, start_batch):
+                batch = {
+                    k: f.to_device(v) if isinstance(v, torch.Tensor) else v
+                    for k, v in batch.items()
+                }
+                out = self.task.training_step(batch)
+                step += 1
+                for k, v in out.items():
+                    acc[k] = acc[k] + v if k in acc else v.clone()
+                n_acc += 1
+                self.monitor.advance(step)
+                if step % t.log_every == 0 or step == total:
+                    values = {
+                        k: float(f.all_reduce(v / n_acc, reduce_op="mean")) for k, v in acc.items()
+                    }
+                    values |= self.task.learning_rates()
+                    self.monitor.log(step, epoch, self.wall(), values)
+                    acc, n_acc = {}, 0
+                if t.val_every and step % t.val_every == 0:
+                    self.validate(step, epoch)
+                    validated = step
+                if t.ckpt_every and step % t.ckpt_every == 0:
+                    self.save(step)
+                    saved = step
+                if step >= end:
+                    break
+        if step < total:  # stopped on purpose (stop_at): as if killed here
+            return
+        epoch = (step - 1) // self.spe
+        if validated != step:
+            self.validate(step, epoch)
+        if saved != step:
+            self.save(step)
+        if self.rank0:
+            self.task.export(self.run_dir / "final", self.card(step))
+            self.monitor.curves()
+        f.barrier()
+
+
+def train(
+    cfg: RunConfig,
+    resume: bool = False,
+    run_dir: str | Path | None = None,
+    stop_at: int | None = None,
+) -> Path:
+    """Train ``cfg``; return the run folder.
+
+    ``resume`` continues from the newest state in the run folder (the config must match its
+    frozen ``config.yaml`` except for :data:`RESUMABLE_CHANGES`). ``stop_at`` stops after that
+    step without any final state or export — as if the job were killed (for tests and
+    time-limited jobs that save with ``train.ckpt_every``).
+    """
+    run_dir = Path(run_dir) if run_dir is not None else Path(cfg.train.out_dir) / cfg.name
+    with deterministic_mode(cfg.train.deterministic):
+        fabric = make_fabric(cfg)
+        fabric.launch()
+        resume_path = None
+        if resume:
+            resume_path, cfg = _check_resume(cfg, run_dir)
+        else:
+            _check_new(run_dir)
+        fabric.barrier()  # every rank has checked the folder before rank 0 writes into it
+        if fabric.global_rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_text(run_dir / "config.yaml", dump_config(cfg))
+        fabric.barrier()
+        _Loop(cfg, run_dir, fabric).run(resume_path, stop_at)
+    return run_dir

@@ -1,0 +1,255 @@
+"""What is trained, separate from how the loop runs: the :class:`Task` interface.
+
+The engine owns the loop (data, steps, validation, logs, state files); a task owns its networks,
+optimisers, schedulers and EMAs and does one optimisation step per batch. The task calls
+``fabric.backward`` and steps its own optimisers, so tasks with several of them fit the same loop.
+
+Extension points for the trainings that come next (not implemented here):
+
+- **GAN** (e.g. FA-GAN, DSGAN): register ``"generator"`` and ``"discriminator"`` in
+  :attr:`Task.nets` with one optimiser (and scheduler) each in :attr:`Task.optimizers` /
+  :attr:`Task.schedulers`, set up each pair with ``fabric.setup(net, opt)``, and alternate the D
+  and G updates inside :meth:`Task.training_step`, returning every loss term. The generic
+  :meth:`Task.state_dict` saves and restores all registered parts by name; :meth:`Task.export`
+  exports the generator; :meth:`Task.predict` runs the generator.
+- **Multi-contrast** (e.g. SANet: LR target + HR guide → HR target, with an auxiliary output):
+  the batch carries ``"guide"`` (``[B, 1, H, W]``) besides ``"lr"``/``"hr"``; override
+  :meth:`SupervisedSR.forward` to call ``model(lr, guide)`` and :meth:`SupervisedSR.loss` to
+  weigh the two outputs; :meth:`Task.predict` returns the target contrast for validation.
+
+Tasks are looked up by name in :data:`TASKS` (``task:`` in the recipe).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from lightning.fabric import Fabric
+
+    from mrisr.checkpoint import Checkpoint
+    from mrisr.train.config import RunConfig
+
+
+class EMA:
+    """Exponential moving average of a network's weights, ``ema ← d·ema + (1−d)·w``.
+
+    The decay warms up as ``min(d, (1 + n) / (10 + n))`` over the first updates (as in timm /
+    BasicSR), so early weights do not dominate. Buffers are copied, not averaged.
+    """
+
+    def __init__(self, net: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.module = copy.deepcopy(net).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema = self.module.state_dict()
+        for k, v in net.state_dict().items():
+            if v.is_floating_point():
+                ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                ema[k].copy_(v)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "weights": self.module.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        self.module.load_state_dict(state["weights"])
+
+
+def lr_factor(cfg: RunConfig, steps_per_epoch: int, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of ``optim.lr`` after ``step`` optimiser steps (``sched`` section)."""
+    s = cfg.sched
+    every = s.every * (steps_per_epoch if s.unit == "epochs" else 1)
+    floor = s.min_lr / cfg.optim.lr
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / s.warmup_steps) if s.warmup_steps else 1.0
+        if s.name == "step":
+            return warm * s.gamma ** (step // every)
+        if s.name == "cosine":
+            t = min(1.0, max(0, step - s.warmup_steps) / max(1, total_steps - s.warmup_steps))
+            return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+        return warm
+
+    return factor
+
+
+class Task:
+    """Base class: registries of nets / optimisers / schedulers / EMAs plus the step API.
+
+    Subclasses implement :meth:`setup`, :meth:`configure_optimizers`, :meth:`training_step` and
+    :meth:`predict`; state saving and export work on the registries.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self.fabric: Fabric | None = None
+        self.cfg: RunConfig | None = None
+        self.nets: dict[str, nn.Module] = {}  # the raw modules (for state and export)
+        self.wrapped: dict[str, nn.Module] = {}  # as set up by Fabric (DDP, precision)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.emas: dict[str, EMA] = {}
+
+    def setup(self, fabric: Fabric, cfg: RunConfig, steps_per_epoch: int, total_steps: int) -> None:
+        """Build the networks and optimisers and hand them to ``fabric.setup``."""
+        raise NotImplementedError
+
+    def configure_optimizers(self, steps_per_epoch: int, total_steps: int) -> None:
+        """Fill :attr:`optimizers` and :attr:`schedulers` (called by :meth:`setup`)."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``batch``; returns detached scalar tensors to log (no
+        host sync: the engine reduces them across ranks at logging time)."""
+        raise NotImplementedError
+
+    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Validation forward: ``batch["lr"] [B, 1, h, w]`` → SR ``[B, 1, s·h, s·w]``
+        (float32), with the EMA weights when the task keeps an EMA."""
+        raise NotImplementedError
+
+    def validation_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``{"sr": predict(batch)}``; the engine stitches and scores whole volumes."""
+        return {"sr": self.predict(batch)}
+
+    def learning_rates(self) -> dict[str, float]:
+        return {
+            f"lr/{k}" if len(self.optimizers) > 1 else "lr": o.param_groups[0]["lr"]
+            for k, o in self.optimizers.items()
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every registered part, as tensors and plain data."""
+        return {
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "emas": {k: v.state_dict() for k, v in self.emas.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for group, parts in (
+            ("nets", self.nets),
+            ("optimizers", self.optimizers),
+            ("schedulers", self.schedulers),
+            ("emas", self.emas),
+        ):
+            saved = state[group]
+            if set(saved) != set(parts):
+                raise ValueError(f"state has {group} {sorted(saved)}, task has {sorted(parts)}")
+            for k, part in parts.items():
+                part.load_state_dict(saved[k])
+
+    def export_module(self) -> nn.Module:
+        """The network an exported checkpoint holds (EMA weights when kept)."""
+        raise NotImplementedError
+
+    def export(self, out_dir: Path, training: dict[str, Any]) -> Checkpoint:
+        """Write :meth:`export_module` as an mrisr checkpoint folder (atomic, replaced)."""
+        from mrisr.checkpoint import save_checkpoint
+        from mrisr.normalisation import Normalisation
+
+        assert self.cfg is not None
+        cfg = self.cfg
+        return save_checkpoint(
+            self.export_module(),
+            cfg.model.name,
+            {"scale": cfg.data.scale, **cfg.model.args},
+            out_dir,
+            normalisation=Normalisation(**cfg.data.normalisation.model_dump()),
+            training=training,
+            overwrite=True,
+        )
+
+
+class SupervisedSR(Task):
+    """Pixel-loss SR: one network, L1 or L2, Adam, optional EMA and gradient clipping."""
+
+    name = "supervised"
+
+    def setup(self, fabric: Fabric, cfg: RunConfig, steps_per_epoch: int, total_steps: int) -> None:
+        from mrisr.models.registry import build_model
+
+        self.fabric, self.cfg = fabric, cfg
+        net = build_model(cfg.model.name, cfg.data.scale, **cfg.model.args)
+        self.nets["model"] = net
+        self.configure_optimizers(steps_per_epoch, total_steps)
+        model, opt = fabric.setup(net, self.optimizers["model"])
+        self.wrapped["model"], self.optimizers["model"] = model, opt
+        if cfg.train.ema_decay is not None:
+            self.emas["model"] = EMA(net, cfg.train.ema_decay)
+        self.loss_fn = nn.L1Loss() if cfg.train.loss == "l1" else nn.MSELoss()
+
+    def configure_optimizers(self, steps_per_epoch: int, total_steps: int) -> None:
+        assert self.cfg is not None
+        o = self.cfg.optim
+        cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+        opt = cls(
+            self.nets["model"].parameters(),
+            lr=o.lr,
+            betas=o.betas,
+            eps=o.eps,
+            weight_decay=o.weight_decay,
+        )
+        self.optimizers["model"] = opt
+        factor = lr_factor(self.cfg, steps_per_epoch, total_steps)
+        self.schedulers["model"] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The training forward; multi-contrast tasks pass the guide here."""
+        return self.wrapped["model"](batch["lr"])
+
+    def loss(self, sr: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        return self.loss_fn(sr.float(), batch["hr"].float())
+
+    def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        assert self.fabric is not None and self.cfg is not None
+        model, opt = self.wrapped["model"], self.optimizers["model"]
+        model.train()
+        loss = self.loss(self.forward(batch), batch)
+        opt.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        out = {"loss": loss.detach()}
+        if self.cfg.train.grad_clip is not None:
+            norm = self.fabric.clip_gradients(
+                model, opt, max_norm=self.cfg.train.grad_clip, error_if_nonfinite=False
+            )
+            if norm is not None:
+                out["grad_norm"] = norm.detach()
+        opt.step()
+        self.schedulers["model"].step()
+        if "model" in self.emas:
+            self.emas["model"].update(self.nets["model"])
+        return out
+
+    @torch.no_grad()
+    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
+        assert self.fabric is not None
+        # The raw module (not the DDP wrapper, whose forward may broadcast buffers): ranks
+        # score different volumes, so their forward calls need not pair up.
+        net = self.emas["model"].module if "model" in self.emas else self.nets["model"]
+        net.eval()
+        with self.fabric.autocast():
+            return net(batch["lr"]).float()
+
+    def export_module(self) -> nn.Module:
+        net = self.emas["model"].module if "model" in self.emas else self.nets["model"]
+        return net
+
+
+TASKS: dict[str, type[Task]] = {SupervisedSR.name: SupervisedSR}
