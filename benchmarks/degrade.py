@@ -54,13 +54,9 @@ def default_scan() -> Path:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from mrisr.train.monitor import hardware  # one place reads /proc/cpuinfo
+
+    return str(hardware()["cpu"])
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[object, list[float]]:

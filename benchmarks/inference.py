@@ -52,10 +52,9 @@ TILINGS = ((64, 16, 8), (128, 16, 8), (91, 16, 8), (64, 36, 8))
 
 
 def cpu_model() -> str:
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
-    return names[0] if names else platform.processor() or "unknown"
+    from mrisr.train.monitor import hardware  # one place reads /proc/cpuinfo
+
+    return str(hardware()["cpu"])
 
 
 def med(ts: list[float]) -> float:

@@ -57,13 +57,9 @@ def shared_data() -> Path:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from mrisr.train.monitor import hardware  # one place reads /proc/cpuinfo
+
+    return str(hardware()["cpu"])
 
 
 def pipelines(scale: int) -> dict[str, tuple[object, bool]]:
