@@ -135,8 +135,17 @@ def test_models_lists_every_preset_with_counts_next_to_the_paper() -> None:
     res = run_cli("models", "--format", "json")
     assert res.returncode == 0, res.stderr
     rows = {r["name"]: r for r in json.loads(res.stdout)}
-    assert {"edsr-baseline", "edsr-40", "srcnn", "vdsr", "seran", "w2amsn", "w2amsn-s",
-            "w2amsn-literal", "w2amsn-s-literal"} <= set(rows)
+    assert {
+        "edsr-baseline",
+        "edsr-40",
+        "srcnn",
+        "vdsr",
+        "seran",
+        "w2amsn",
+        "w2amsn-s",
+        "w2amsn-literal",
+        "w2amsn-s-literal",
+    } <= set(rows)
     seran = rows["seran"]
     assert seran["params"] == {"2": 3_158_817, "3": 3_343_457, "4": 3_306_529}
     assert seran["params"] == seran["paper_params"] and seran["param_status"] == "matched"

@@ -206,8 +206,18 @@ def test_upscale_errors(tmp_path, test_data, tiny_checkpoint) -> None:
     from tests.test_bad_input import run_cli
 
     t2 = test_data / "ixi002_t2_crop.nii.gz"
-    res = run_cli("upscale", t2, tmp_path / "a.nii.gz")
-    assert res.returncode == 2 and "--checkpoint" in res.stderr
+    res = run_cli("upscale", t2, tmp_path / "a.nii.gz", "--scale", "3")
+    assert res.returncode == 2 and "no default weights ship for x3" in res.stderr
+    res = run_cli("upscale", t2, tmp_path / "a.nii.gz", "--weights", "nope")
+    assert res.returncode == 2 and "edsr-kspace-x2" in res.stderr  # lists the shipped ones
+    res = run_cli(
+        "upscale", t2, tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint, "--weights",
+        "edsr-kspace-x2",
+    )  # fmt: skip
+    assert res.returncode == 2 and "not both" in res.stderr
+    res = run_cli("upscale", t2, tmp_path / "a.nii.gz", "--model", "seran")
+    assert res.returncode == 2 and "no weights ship for model 'seran'" in res.stderr
+    assert not (tmp_path / "a.nii.gz").exists()
     res = run_cli(
         "upscale", t2, tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint, "--scale", "4"
     )

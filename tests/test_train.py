@@ -338,3 +338,44 @@ def test_ddp_two_processes_match_one(tmp_path: Path, cache_dir: Path) -> None:
     assert abs(loss_one[0][1] - loss_two[0][1]) < 1e-5
     state = torch.load(tmp_path / "two" / "state" / "step_0000003.pt", weights_only=True)
     assert len(state["rng"]) == 2 and state["world_size"] == 2
+
+
+def test_warm_start_copies_matching_tensors_into_a_larger_scale(tmp_path: Path, cache_dir: Path):
+    """model.init_from: a ×2 run starts a ×4 network (head, body and the first upsampling
+    stage copied; the second stage and the tail stay fresh), recorded in the card; a
+    checkpoint of another model is refused with the key named."""
+    from mrisr.checkpoint import load_checkpoint
+    from mrisr.train import train
+
+    x2 = train(load_config("smoke", fast(cache_dir)), run_dir=tmp_path / "x2")
+    src = weights(x2 / "final")
+    args = fast(
+        cache_dir,
+        "data.scale=4",
+        "data.degradation=[{method: kspace-truncate, scale: 4}]",
+        "data.lr_patch=16",
+        f"model.init_from={x2 / 'final'}",
+        "train.steps=1",
+        "optim.lr=1e-12",  # one step that moves nothing: the start is what we look at
+        "train.ema_decay=null",
+        "train.grad_clip=null",
+    )
+    cfg = load_config("smoke", args)
+    assert cfg.model.init_from == str(x2 / "final")
+    x4 = train(cfg, run_dir=tmp_path / "x4")
+    net, ck = load_checkpoint(x4 / "final")
+    dst = net.state_dict()
+    card = ck.training["init_from"]
+    copied = [k for k in dst if k in src and src[k].shape == dst[k].shape]
+    assert card["tensors_copied"] == len(copied) and card["scale"] == 2
+    assert set(card["new"]) == set(dst) - set(copied) and card["new"]
+    assert any(k.startswith("head") for k in copied) and any(k.startswith("body") for k in copied)
+    for k in copied:
+        torch.testing.assert_close(dst[k], src[k].float(), rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="model.init_from"):
+        load_config("smoke", [*fast(cache_dir), f"model.init_from={tmp_path / 'nowhere'}"])
+    from mrisr.checkpoint import warm_start
+    from mrisr.models.registry import build_model
+
+    with pytest.raises(ConfigError, match="holds a 'edsr-baseline' model, not 'vdsr'"):
+        warm_start(build_model("vdsr", 2), "vdsr", x2 / "final")

@@ -359,3 +359,41 @@ def convert_legacy(
         }
     }
     return save_checkpoint(model, name, args, out_dir, normalisation, training, overwrite=overwrite)
+
+
+def warm_start(model: nn.Module, name: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Initialise ``model`` (zoo name ``name``) from a checkpoint of the same model family.
+
+    Copies every tensor whose name and shape match (a ×2 checkpoint starts a ×4 network:
+    head and body match, the ×4 upsampler's second stage keeps its fresh initialisation — the
+    EDSR practice of pre-training larger scales from ×2). The weights are read with
+    ``safetensors`` after the SHA-256 check. Returns what was copied, for the training card.
+    """
+    from safetensors.torch import load_file
+
+    p, config = read_config(path)
+    if config["model"] != name:
+        raise ConfigError(
+            f"model.init_from: '{p}' holds a '{config['model']}' model, not '{name}'; "
+            "warm-start from a checkpoint of the same model"
+        )
+    sha = file_sha256(p / WEIGHTS)
+    if sha != config["sha256"]:
+        raise InputError(f"'{p / WEIGHTS}': weights do not match config.json; corrupt or edited")
+    state = load_file(str(p / WEIGHTS), device="cpu")
+    own = model.state_dict()
+    copied = [k for k, v in own.items() if k in state and tuple(state[k].shape) == tuple(v.shape)]
+    if not copied:
+        raise ConfigError(f"model.init_from: no tensor of '{p}' fits {name} (names or shapes)")
+    with torch.no_grad():
+        for k in copied:
+            own[k].copy_(state[k].to(own[k].dtype))
+    kept = sorted(set(own) - set(copied))
+    return {
+        "checkpoint": p.name,
+        "sha256": sha,
+        "scale": config.get("scale"),
+        "tensors_copied": len(copied),
+        "tensors_new": len(kept),
+        "new": kept,
+    }

@@ -149,11 +149,13 @@ def info(inp: Path = typer.Argument(..., metavar="IN")) -> None:
 def demo(
     outdir: Path = typer.Argument(Path("mrisr-demo"), help="folder for the demo outputs"),
     overwrite: bool = typer.Option(False, help="replace outputs of an earlier run"),
+    weights: str | None = typer.Option(None, help="shipped x2 weights to use (default: k-space)"),
 ) -> None:
-    """Run the main job on the shipped real demo scan (IXI002 T2 crop) and write a figure."""
+    """Super-resolve the shipped real demo scan (IXI002 T2 crop, k-space truncation x2) with
+    the default model; write volumes, metrics and a side-by-side figure."""
     from mrisr.commands import run_demo
 
-    run_demo(outdir, overwrite)
+    run_demo(outdir, overwrite, weights)
 
 
 @app.command()
@@ -163,8 +165,13 @@ def upscale(
     ),
     out: Path = typer.Argument(..., metavar="OUT", help="output NIfTI (one input) or folder"),
     checkpoint: Path | None = typer.Option(None, help="checkpoint folder (safetensors + JSON)"),
-    model: str | None = typer.Option(None, help="model name (shipped default weights)"),
-    scale: int | None = typer.Option(None, help="check the checkpoint's scale"),
+    weights: str | None = typer.Option(
+        None, help="shipped weights by name (see `mrisr models`); default: by --scale"
+    ),
+    model: str | None = typer.Option(None, help="check (or pick shipped weights by) model name"),
+    scale: int | None = typer.Option(
+        None, help="x2 or x4 with the shipped defaults; with --checkpoint, a check"
+    ),
     axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
     tile: int = typer.Option(0, help="tile size in LR pixels (0: whole slices)"),
     max_memory: float | None = typer.Option(None, help="MB bound for one forward: picks tiles"),
@@ -186,6 +193,7 @@ def upscale(
         out,
         checkpoint=checkpoint,
         model=model,
+        weights=weights,
         scale=scale,
         overwrite=overwrite,
         argv=sys.argv,
@@ -206,11 +214,14 @@ def train(
     overrides: list[str] = typer.Argument(None, metavar="[KEY=VALUE]...", help="overrides"),
     resume: bool = typer.Option(False, help="continue the run in --run-dir from its last state"),
     run_dir: Path | None = typer.Option(None, help="run folder (default: runs/<name>)"),
+    stop_at: int | None = typer.Option(
+        None, min=1, help="stop after this step as if killed (resume later with --resume)"
+    ),
 ) -> None:
     """Train a model from a recipe (configs/*.yaml or a packaged recipe name such as smoke)."""
     from mrisr.train import run_train
 
-    run_train(config, list(overrides or []), resume=resume, run_dir=run_dir)
+    run_train(config, list(overrides or []), resume=resume, run_dir=run_dir, stop_at=stop_at)
 
 
 @app.command()

@@ -223,17 +223,26 @@ def run_info(inp: Path) -> None:
     print("  affine\n" + "\n".join("    " + str(r) for r in vol.affine))
 
 
-def run_demo(outdir: Path, overwrite: bool) -> dict:
-    """Degrade the shipped demo scan by k-space truncation ×2, evaluate the interpolation
-    baselines and write volumes, a metrics table and a comparison figure to ``outdir``."""
+def run_demo(outdir: Path, overwrite: bool, weights: str | None = None) -> dict:
+    """Degrade the shipped demo scan by k-space truncation ×2, super-resolve it with the
+    shipped default ×2 model, evaluate it next to the bicubic and zero-filled interpolation
+    baselines and write volumes, a metrics table and a side-by-side figure to ``outdir``.
+
+    The demo scan is a crop of IXI002 T2, a subject the shipped weights were not trained on.
+    """
     from mrisr.data import demo_scan_path
+    from mrisr.infer.run import upscale
     from mrisr.report.figures import comparison_panel
+    from mrisr.weights import default_weights, shipped_path
 
     if outdir.exists() and any(outdir.iterdir()) and not overwrite:
         raise OutputError(f"'{outdir}' is not empty; pass --overwrite or choose another folder")
+    name = weights or default_weights(2)
+    ckpt = shipped_path(name)  # fails before any output if the weights are missing
     outdir.mkdir(parents=True, exist_ok=True)
     scan = demo_scan_path()
     lr_path = outdir / "demo_lr_kspace_x2.nii.gz"
+    sr_path = outdir / "demo_sr_x2.nii.gz"
     run_degrade(
         scan,
         lr_path,
@@ -246,9 +255,10 @@ def run_demo(outdir: Path, overwrite: bool) -> dict:
         volume_index=None,
         overwrite=True,
     )
+    upscale(lr_path, sr_path, checkpoint=ckpt, overwrite=True, progress=False)
     report = run_eval(
         scan,
-        [],
+        [sr_path],
         ["bicubic", "zerofill"],
         "kspace-truncate",
         2,
@@ -260,29 +270,54 @@ def run_demo(outdir: Path, overwrite: bool) -> dict:
         outdir / "demo_metrics.json",
         True,
     )
+    _write_demo_table(report, name, outdir / "demo_metrics.md")
     from mrisr.io import load_volume
 
     ref = load_volume(scan)
     lr = load_volume(lr_path)
+    sr = load_volume(sr_path)
     ups = {b: baseline_volume(ref, b, "kspace-truncate", 2, None) for b in ("bicubic", "zerofill")}
     png = outdir / "demo_comparison.png"
+    scores = list(report["results"].values())
     comparison_panel(
         {
             "LR (k-space x2)": lr.data,
             "bicubic": ups["bicubic"].data,
             "zero-filled": ups["zerofill"].data,
+            f"mrisr {name}": sr.data,
             "reference": ref.data,
         },
         reference=ref.data,
         path=png,
         overwrite=True,
         metrics={
-            n: r["volume"]
-            for n, r in zip(("bicubic", "zero-filled"), report["results"].values(), strict=True)
+            "bicubic": scores[1]["volume"],
+            "zero-filled": scores[2]["volume"],
+            f"mrisr {name}": scores[0]["volume"],
         },
     )
     print(f"wrote {png}")
     return report
+
+
+def _write_demo_table(report: dict, name: str, path: Path) -> None:
+    from mrisr.io.atomic import atomic_outputs
+
+    labels = [f"mrisr {name}", "bicubic", "zero-filled"]
+    rows = [
+        "| result | PSNR (dB) | SSIM | NMSE |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, res in zip(labels, report["results"].values(), strict=True):
+        v = res["volume"]
+        rows.append(f"| {label} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['nmse']:.5f} |")
+    text = (
+        "Demo: IXI002 T2 crop (held out of training), k-space truncation x2, "
+        f"super-resolved with {name}\n\n" + "\n".join(rows) + "\n"
+    )
+    with atomic_outputs([path], overwrite=True) as (tmp,):
+        tmp.write_text(text)
+    sys.stdout.write(text)
 
 
 def run_models(fmt: str) -> list[dict]:
@@ -291,6 +326,7 @@ def run_models(fmt: str) -> list[dict]:
     import torch
 
     from mrisr.models.registry import REGISTRY, build_model, count_parameters
+    from mrisr.weights import SHIPPED
 
     rows = []
     for name, spec in REGISTRY.items():
@@ -312,6 +348,7 @@ def run_models(fmt: str) -> list[dict]:
                 "needs_guide": spec.needs_guide,
                 "paper": spec.paper,
                 "description": spec.description,
+                "weights": [w.name for w in SHIPPED.values() if w.model == name],
             }
         )
     if fmt == "json":
@@ -331,7 +368,51 @@ def run_models(fmt: str) -> list[dict]:
                 f"| {r['name']} | x{s} | {_count(ours)} | {_count(paper)} | {status} | "
                 f"{r['description']} |"
             )
+    print()
+    _print_shipped()
     return rows
+
+
+def shipped_summary() -> list[dict]:
+    """The shipped weights with their held-out test scores (from their config.json)."""
+    from mrisr.weights import DEFAULTS, SHIPPED, shipped_path
+
+    out = []
+    for w in SHIPPED.values():
+        row: dict[str, Any] = {
+            "name": w.name,
+            "model": w.model,
+            "scale": w.scale,
+            "degradation": w.degradation,
+            "default": DEFAULTS.get(w.scale) == w.name,
+        }
+        try:
+            cfg = json.loads((shipped_path(w.name) / "config.json").read_text())
+            test = cfg["training"]["test"]["results"]["volume"]
+            row["test_psnr"] = {k: v["psnr"] for k, v in test.items() if isinstance(v, dict)}
+        except (ConfigError, KeyError, OSError, ValueError):
+            row["test_psnr"] = None
+        out.append(row)
+    return out
+
+
+def _print_shipped() -> None:
+    print(
+        "| shipped weights | model | scale | degradation | default | "
+        "held-out PSNR: model / bicubic / zero-fill |"
+    )
+    print("| --- | --- | ---: | --- | --- | --- |")
+    for r in shipped_summary():
+        t = r["test_psnr"]
+        score = (
+            " / ".join(f"{t[k]:.2f}" for k in ("sr", "bicubic", "zerofill") if k in t) + " dB"
+            if t
+            else "not installed"
+        )
+        print(
+            f"| {r['name']} | {r['model']} | x{r['scale']} | {r['degradation']} | "
+            f"{'yes' if r['default'] else ''} | {score} |"
+        )
 
 
 def _count(n: int | None) -> str:

@@ -65,6 +65,38 @@ def plan_outputs(inputs: list[Path], out: Path, scale: int) -> list[Path]:
     return outs
 
 
+def degraded_slice_axis(src: Path) -> int | None:
+    """The slice axis recorded by ``mrisr degrade`` in ``<src>.json``, if that sidecar exists.
+
+    After an in-plane degradation the in-plane spacing can be coarser than the slice spacing
+    (IXI T2 at ×2: 1.875 mm in-plane, 1.25 mm slices), so the default "coarsest spacing"
+    rule would pick the wrong axis; the sidecar knows which axes were degraded.
+    """
+    import json
+
+    side = src.with_name(src.name + ".json")
+    if not src.is_file() or not side.is_file():
+        return None
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    axis = meta.get("slice_axis") if isinstance(meta, dict) and "degradation" in meta else None
+    return axis if isinstance(axis, int) and 0 <= axis <= 2 else None
+
+
+def _with_sidecar_axis(opts: Any, src: Path) -> Any:
+    if opts.axis is not None:
+        return opts
+    axis = degraded_slice_axis(src)
+    if axis is None:
+        return opts
+    import dataclasses
+
+    print(f"{src.name}: slice axis {axis} from its mrisr degrade sidecar (--axis overrides)")
+    return dataclasses.replace(opts, axis=axis)
+
+
 def rank_and_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -74,12 +106,16 @@ def upscale(
     out: str | Path,
     checkpoint: str | Path | None = None,
     model: str | None = None,
+    weights: str | None = None,
     scale: int | None = None,
     overwrite: bool = False,
     argv: list[str] | None = None,
     **options: Any,
 ) -> list[Path]:
     """Super-resolve scans with a checkpoint; the Python twin of ``mrisr upscale``.
+
+    Without ``checkpoint``, the shipped ``weights`` (a name of :data:`mrisr.weights.SHIPPED`)
+    or the default weights for ``scale`` (×2 when None; k-space-truncation models) are used.
 
     ``options`` are :class:`mrisr.infer.resolver.UpscaleOptions` fields (axis, tile, batch,
     ensemble, device, compile, max_memory_mb, progress, ...). Returns the written paths.
@@ -92,16 +128,16 @@ def upscale(
 
     if isinstance(inputs, str | Path):
         inputs = [inputs]
+    if checkpoint is not None and weights is not None:
+        raise ConfigError("give either --checkpoint DIR or --weights NAME, not both")
     if checkpoint is None:
-        if model is None:
-            raise ConfigError("give --checkpoint DIR (a trained model) or --model NAME")
-        from mrisr.models.registry import get_spec
+        from mrisr.weights import default_weights, shipped_path
 
-        get_spec(model)  # unknown names fail with the list of models
-        raise ConfigError(
-            f"no trained weights ship with mrisr for '{model}' yet; pass --checkpoint DIR "
-            f"(see `mrisr export`/`mrisr.checkpoint.convert_legacy` for .pth files)"
-        )
+        if model is not None:
+            from mrisr.models.registry import get_spec
+
+            get_spec(model)  # unknown names fail with the list of models
+        checkpoint = shipped_path(weights or default_weights(scale, model))
     opts = UpscaleOptions(**options)
     rank, world = rank_and_world()
     if world > 1 and opts.device in ("auto", "cuda") and __import__("torch").cuda.is_available():
@@ -128,7 +164,7 @@ def upscale(
             ckpt.scale,
             normalise=ckpt.normalisation,
             training=ckpt.training,
-            options=opts,
+            options=_with_sidecar_axis(opts, src),
         )
         sidecar = {
             "mrisr_version": __version__,

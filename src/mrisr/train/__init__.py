@@ -48,17 +48,21 @@ def run_train(
     overrides: list[str] | tuple[str, ...] = (),
     resume: bool = False,
     run_dir: str | Path | None = None,
+    stop_at: int | None = None,
 ) -> Path:
-    """``mrisr train CONFIG [key=value ...] [--resume] [--run-dir DIR]``: returns the run folder.
+    """``mrisr train CONFIG [key=value ...] [--resume] [--run-dir DIR] [--stop-at N]``: returns
+    the run folder.
 
     ``config`` is a recipe file or a packaged recipe's name (``smoke``, ``seran_ixi_x2``, ...).
+    ``stop_at`` ends the job after that step as if it were killed there (no final export; the
+    newest state in ``state/`` is the one ``--resume`` continues from): for time-limited jobs.
     """
     _need_extra()
     from mrisr.train.config import load_config
     from mrisr.train.engine import train
 
     cfg = load_config(config, list(overrides))
-    return train(cfg, resume=resume, run_dir=run_dir)
+    return train(cfg, resume=resume, run_dir=run_dir, stop_at=stop_at)
 
 
 def __getattr__(name: str) -> Any:

@@ -22,11 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key.sub=value")
     parser.add_argument("--resume", action="store_true", help="continue the run folder's run")
     parser.add_argument("--run-dir", default=None, help="run folder (default runs/NAME)")
+    parser.add_argument(
+        "--stop-at", type=int, default=None, help="stop after this step, as if killed there"
+    )
     args = parser.parse_args(argv)
     from mrisr.train import run_train
 
     try:
-        run_dir = run_train(args.config, args.overrides, args.resume, args.run_dir)
+        run_dir = run_train(args.config, args.overrides, args.resume, args.run_dir, args.stop_at)
     except MrisrError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

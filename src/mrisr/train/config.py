@@ -51,6 +51,11 @@ class ModelConfig(_Strict):
 
     name: str
     args: dict[str, Any] = Field(default_factory=dict)
+    init_from: str | None = Field(
+        None,
+        description="checkpoint folder (or shipped weights name) to warm-start from: tensors "
+        "whose names and shapes match are copied (e.g. a x2 model starts a x4 one)",
+    )
 
 
 class NormalisationConfig(_Strict):
@@ -288,7 +293,28 @@ def _expand(entry: str, base: Path, key: str) -> list[str]:
     return [str(p)]
 
 
+def _resolve_init_from(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
+    model = raw.get("model")
+    entry = model.get("init_from") if isinstance(model, dict) else None
+    if not isinstance(entry, str) or not entry:
+        return
+    from mrisr.weights import SHIPPED, shipped_path
+
+    if entry in SHIPPED:
+        model["init_from"] = str(shipped_path(entry))
+        return
+    p = Path(os.path.expanduser(entry))
+    p = p if p.is_absolute() else (Path.cwd() if "model.init_from" in from_cli else base) / p
+    if not (p / "config.json").is_file():
+        raise ConfigError(
+            f"model.init_from: '{entry}' is not a checkpoint folder (looked at {p}) nor "
+            f"shipped weights ({', '.join(SHIPPED)})"
+        )
+    model["init_from"] = str(p)
+
+
 def _resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
+    _resolve_init_from(raw, base, from_cli)
     data = raw.get("data")
     if not isinstance(data, dict):
         return

@@ -103,6 +103,8 @@ def _shareable(cfg: RunConfig) -> dict[str, Any]:
     out["data"]["train"] = [Path(p).name for p in cfg.data.train]
     out["data"]["val"] = [Path(p).name for p in cfg.data.val]
     out["data"]["cache_dir"] = None
+    if cfg.model.init_from:
+        out["model"]["init_from"] = Path(cfg.model.init_from).name
     return out
 
 
@@ -152,6 +154,7 @@ class _Loop:
             "wall_time_s": round(self.wall(), 1),
             "hardware": hardware(),
             "val": {"last": self.last_val, "best": self.best, "baselines": self.baselines},
+            "init_from": getattr(self.task, "warm_start", None),
             "config": _shareable(cfg),
         }
 

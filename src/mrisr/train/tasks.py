@@ -187,6 +187,11 @@ class SupervisedSR(Task):
 
         self.fabric, self.cfg = fabric, cfg
         net = build_model(cfg.model.name, cfg.data.scale, **cfg.model.args)
+        self.warm_start: dict[str, Any] | None = None
+        if cfg.model.init_from:
+            from mrisr.checkpoint import warm_start
+
+            self.warm_start = warm_start(net, cfg.model.name, cfg.model.init_from)
         self.nets["model"] = net
         self.configure_optimizers(steps_per_epoch, total_steps)
         model, opt = fabric.setup(net, self.optimizers["model"])

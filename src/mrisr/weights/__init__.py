@@ -1,0 +1,104 @@
+"""Trained weights that ship inside the package, and the defaults ``mrisr upscale`` uses.
+
+Each entry is an ordinary checkpoint folder (``model.safetensors`` in float16 + ``config.json``)
+with a ``MODEL_CARD.md`` beside it, under ``mrisr/weights/<name>/``. They were trained by
+``scripts/train_default_weights.py`` from the recipes of the same name (``mrisr train
+default_kspace_x2`` ...); every number in a card comes from that script's run.
+
+``mrisr upscale IN OUT`` without ``--checkpoint`` / ``--weights`` uses :data:`DEFAULTS` for the
+requested ``--scale`` (×2 when none is given): models trained on k-space truncation, the way a
+scan acquired with a smaller matrix loses resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mrisr.errors import ConfigError
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """One set of shipped weights."""
+
+    name: str
+    model: str
+    scale: int
+    degradation: str
+    recipe: str
+    summary: str
+
+
+SHIPPED: dict[str, Shipped] = {
+    s.name: s
+    for s in (
+        Shipped(
+            "edsr-kspace-x2",
+            "edsr-baseline",
+            2,
+            "kspace-truncate",
+            "default_kspace_x2",
+            "EDSR baseline x2 for scans acquired with half the matrix (k-space truncation)",
+        ),
+        Shipped(
+            "edsr-kspace-x4",
+            "edsr-baseline",
+            4,
+            "kspace-truncate",
+            "default_kspace_x4",
+            "EDSR baseline x4 for scans acquired with a quarter of the matrix (k-space truncation)",
+        ),
+        Shipped(
+            "edsr-bicubic-x2",
+            "edsr-baseline",
+            2,
+            "bicubic",
+            "default_bicubic_x2",
+            "EDSR baseline x2 for the papers' protocol (MATLAB bicubic downsampling)",
+        ),
+    )
+}
+
+#: scale → the weights ``mrisr upscale`` uses when no checkpoint is given.
+DEFAULTS: dict[int, str] = {2: "edsr-kspace-x2", 4: "edsr-kspace-x4"}
+
+
+def shipped_path(name: str) -> Path:
+    """The checkpoint folder of shipped weights ``name``; a clear error if unknown or absent."""
+    if name not in SHIPPED:
+        raise ConfigError(f"no shipped weights '{name}'; choose one of: {', '.join(SHIPPED)}")
+    p = HERE / name
+    if not (p / "config.json").is_file():
+        raise ConfigError(
+            f"shipped weights '{name}' are missing from this installation ({p}); reinstall "
+            "mrisr or pass --checkpoint DIR"
+        )
+    return p
+
+
+def default_weights(scale: int | None = None, model: str | None = None) -> str:
+    """The name of the default weights for ``scale`` (×2 when None), optionally of ``model``."""
+    s = 2 if scale is None else int(scale)
+    if model is not None:
+        names = [n for n, w in SHIPPED.items() if w.model == model and w.scale == s]
+        names.sort(key=lambda n: n != DEFAULTS.get(s))
+        if not names:
+            raise ConfigError(
+                f"no weights ship for model '{model}' at x{s}; pass --checkpoint DIR (train one "
+                "with `mrisr train`)"
+            )
+        return names[0]
+    if s not in DEFAULTS:
+        raise ConfigError(
+            f"no default weights ship for x{s} (shipped: "
+            f"{', '.join(f'x{k}' for k in sorted(DEFAULTS))}); pass --checkpoint DIR"
+        )
+    return DEFAULTS[s]
+
+
+def card(name: str) -> str:
+    """The model card (Markdown) of shipped weights ``name``."""
+    return (shipped_path(name) / "MODEL_CARD.md").read_text()
