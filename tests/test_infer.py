@@ -229,6 +229,35 @@ def test_upscale_errors(tmp_path, test_data, tiny_checkpoint) -> None:
     assert res.returncode == 2 and (tmp_path / "a.nii.gz").read_bytes() == b"keep"
 
 
+def test_upscale_takes_the_slice_axis_from_a_degrade_sidecar(tmp_path, test_data, tiny_checkpoint):
+    """k-space ×2 of the T2 crop makes the in-plane spacing (1.875 mm) coarser than the slices
+    (1.25 mm): the sidecar of `mrisr degrade` keeps upscale on the degraded axes; without it
+    the coarsest-spacing rule picks another axis, and --axis overrides."""
+    from tests.test_bad_input import run_cli
+
+    hr = test_data / "ixi002_t2_crop.nii.gz"
+    lr = tmp_path / "lr.nii.gz"
+    assert run_cli("degrade", hr, lr, "--method", "kspace-truncate", "--scale", 2).returncode == 0
+    res = run_cli("upscale", lr, tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint)
+    assert res.returncode == 0, res.stderr
+    assert "slice axis 2 from its mrisr degrade sidecar" in res.stdout
+    out, ref = nib.load(tmp_path / "a.nii.gz"), nib.load(hr)
+    assert out.shape == ref.shape
+    # The tiny checkpoint's card has no lr_grid_offset, so the model is taken to follow the
+    # block-centred convention: its output voxel i lies at original index i − ½ in-plane
+    # (a k-space-trained checkpoint, offset 0, lands on the original grid: test_weights).
+    shift = np.eye(4)
+    shift[:2, 3] = -0.5
+    np.testing.assert_allclose(out.affine, ref.affine @ shift, atol=1e-4)
+    (tmp_path / "lr.nii.gz.json").unlink()
+    res = run_cli("upscale", lr, tmp_path / "b.nii.gz", "--checkpoint", tiny_checkpoint)
+    assert res.returncode == 0 and nib.load(tmp_path / "b.nii.gz").shape != out.shape
+    res = run_cli(
+        "upscale", lr, tmp_path / "c.nii.gz", "--checkpoint", tiny_checkpoint, "--axis", 2
+    )
+    assert res.returncode == 0 and nib.load(tmp_path / "c.nii.gz").shape == out.shape
+
+
 def test_memory_bound_picks_tiles_and_keeps_the_result() -> None:
     lr = oblique_lr(shape=(160, 150, 2), zooms=(1.0, 1.0, 3.0))
     net = LocalSR(2)

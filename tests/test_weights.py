@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from mrisr.errors import ConfigError
@@ -87,6 +89,10 @@ def test_default_weights_beat_interpolation_on_a_held_out_scan(
     assert res.returncode == 0, res.stderr
     side = json.loads((tmp_path / "sr.nii.gz.json").read_text())
     assert side["checkpoint"].endswith(name) and side["scale"] == scale
+    # The training card's LR grid convention puts the SR voxels back on the original grid.
+    ref_img, sr_img = nib.load(hr), nib.load(sr)
+    assert sr_img.shape == ref_img.shape
+    np.testing.assert_allclose(sr_img.affine, ref_img.affine, atol=1e-4)
     baselines = ["--baseline", "bicubic"]
     if method.startswith("kspace"):
         baselines += ["--baseline", "zerofill"]

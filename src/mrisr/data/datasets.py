@@ -160,6 +160,10 @@ class SRSliceDataset(Dataset):
         self.scale = int(scale)
         self.pipeline = as_pipeline(degradation)
         self.random = isinstance(self.pipeline, RandomPipeline)
+        # Centred-FFT grids put LR sample 0 at HR index N//2 − s·(M//2): an odd LR size M
+        # shifts it (by 2 HR px at ×4). Cropping in-plane to a multiple of 2s keeps every
+        # scan on the same grid (offset 0), so scans of any matrix can be mixed.
+        self.multiple = 2 * self.scale if _kspace_grid(self.pipeline) else self.scale
         self.fixed_degradation = bool(fixed_degradation) and not self.random
         ps = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
         if ps is not None and (min(ps) < self.scale or any(p % self.scale for p in ps)):
@@ -203,7 +207,7 @@ class SRSliceDataset(Dataset):
         k_axis = resolve_axis(self.axis, vol.zooms, vol.shape)
         order = (k_axis, *(a for a in range(3) if a != k_axis))
         shape = tuple(vol.shape[a] for a in order)
-        box = crop_box(shape, self.crop, self.scale, path)
+        box = crop_box(shape, self.crop, self.multiple, path)
         spacing = (float(vol.zooms[order[1]]), float(vol.zooms[order[2]]))
         (k0, k1), (h0, h1), (w0, w1) = box
         key = digest([vol.key, order, box, asdict(self.normalisation), FOREGROUND_RULE])
@@ -379,3 +383,13 @@ def worker_init_fn(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002
+
+
+def _kspace_grid(pipeline: Pipeline | RandomPipeline) -> bool:
+    """Whether a step of ``pipeline`` resamples on a centred-FFT (k-space) grid."""
+    from mrisr.degrade.kspace import KspaceTruncate, KspaceZerofill
+
+    concrete = (
+        pipeline.sample(random.Random(0)) if isinstance(pipeline, RandomPipeline) else pipeline
+    )
+    return any(isinstance(step, KspaceTruncate | KspaceZerofill) for step in concrete.steps)

@@ -309,6 +309,13 @@ class _Loop:
                 if step >= end:
                     break
         if step < total:  # stopped on purpose (stop_at): as if killed here
+            if self.rank0:
+                states = list_states(self.run_dir)
+                last = f"step {states[-1][0]}" if states else "no state saved yet"
+                print(
+                    f"stopped after step {step} of {total} (newest state: {last}); "
+                    f"continue with --resume --run-dir {self.run_dir}"
+                )
             return
         epoch = (step - 1) // self.spe
         if validated != step:
