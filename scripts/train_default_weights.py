@@ -97,7 +97,10 @@ def test(name: str, ckpt: Path, data: Path, work: Path) -> dict:
             entry = results.setdefault(region, {"sr": sr_res["volume"], "slices": None})
             entry["slices"] = len(sr_res["slices"])
             entry[b] = b_res["volume"]
-            entry[f"paired_vs_{b}"] = rep.get("paired_tests") or rep.get("paired")
+            paired = dict(rep.get("paired") or {})
+            if paired:  # name the model, not this machine's temporary file
+                paired["a"] = f"{name} ({sr.name})"
+            entry[f"paired_vs_{b}"] = paired
     return {
         "scan": HELD_OUT.split("/")[-1],
         "held_out": "subject IXI002 (T1 and T2): no slice of it was trained on",
