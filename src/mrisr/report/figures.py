@@ -69,14 +69,21 @@ def comparison_panel(
             errs[n] = np.abs(img - ref2d)
             err_max = max(err_max, float(np.percentile(errs[n], 99.5)))
     if rows == 2:
+        shown = []
         for j, n in enumerate(names):
             ax = axes[1, j]
             ax.axis("off")
             if n in errs and images[n] is not reference:
                 im = ax.imshow(errs[n], cmap="inferno", vmin=0, vmax=err_max or 1)
                 ax.set_title(f"|{n} − reference|", fontsize=9)
-        if errs:
-            fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="absolute error")
+                shown.append(ax)
+        if shown:
+            free = [axes[1, j] for j in range(len(names)) if axes[1, j] not in shown]
+            if free and free[-1] is axes[1, -1]:  # the empty slot under the reference
+                cax = free[-1].inset_axes((0.05, 0.1, 0.06, 0.8))
+                fig.colorbar(im, cax=cax, label="absolute error")
+            else:
+                fig.colorbar(im, ax=shown, shrink=0.8, label="absolute error")
     path = Path(path)
     with atomic_outputs([path], overwrite=overwrite) as (tmp,):
         fig.savefig(tmp, dpi=110)
