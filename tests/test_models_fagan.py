@@ -133,3 +133,22 @@ def test_discriminator_spectral_norm_switch_and_shapes() -> None:
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in srgan.modules()) == 7
     with pytest.raises(ValueError, match="norm"):
         FAGANDiscriminator(norm="layer")  # type: ignore[arg-type]
+
+
+def test_self_attention_runs_on_the_fused_kernel_without_the_full_map() -> None:
+    """Only the flash backend is allowed here: if the module handed SDPA unequal widths or
+    non-contiguous rows, PyTorch would need the N×N math path and refuse (65,536 positions
+    would otherwise need 17 GB)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    sa = SelfAttention(64, mode="sdpa")
+    with torch.no_grad():
+        sa.gamma.fill_(0.5)
+    x = torch.randn(1, 64, 32, 40)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]), torch.no_grad():
+        out = sa(x)
+    naive = SelfAttention(64, mode="naive")
+    naive.load_state_dict(sa.state_dict())
+    with torch.no_grad():
+        assert (out - naive(x)).abs().max() < 1e-5

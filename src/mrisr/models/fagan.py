@@ -12,8 +12,9 @@ Spec: ``../shared/specs/model-specs.md`` §4 (paper: ``../shared/papers/fa-gan.m
   by the sign-safe weighted fusion ``(|αR|·αR + |βY|·βY) / (|αR| + |βY| + ε)`` (α = β = ½) or
   the direct one ``αR + βY``.
 - :func:`self_attention`: the attention of full HR slices (65,536 positions at 256×256)
-  without the N×N map: query blocks of ``chunk`` rows at a time (exact, any device), or
-  ``scaled_dot_product_attention`` (fused kernels; used on CUDA).
+  without the N×N map: ``scaled_dot_product_attention`` with the keys zero-padded to the value
+  width so that the fused (flash) kernel runs on CPU and GPU, or query blocks of ``chunk``
+  rows at a time.
 """
 
 from __future__ import annotations
@@ -49,19 +50,26 @@ def self_attention(
 ) -> torch.Tensor:
     """``softmax(q kᵀ) v`` (scale 1, as SAGAN) without materialising the N×N map.
 
-    ``chunked`` computes ``chunk`` query rows at a time (peak extra memory ``chunk × N``
-    floats); ``sdpa`` calls ``F.scaled_dot_product_attention(scale=1)``; ``auto`` picks
-    ``sdpa`` on CUDA (flash / memory-efficient kernels) and ``chunked`` elsewhere (the CPU
-    kernels fall back to the full map when the key and value widths differ, as they do here).
+    ``sdpa`` (what ``auto`` picks) calls ``F.scaled_dot_product_attention(scale=1)``, the fused
+    flash kernel on CPU and GPU. That kernel needs the query/key width to equal the value width;
+    SAGAN's are C/8 and C, and with unequal widths PyTorch silently falls back to the full map
+    (2.3 GB at 16,384 positions on CPU). So q and k are zero-padded to the value width: the dot
+    products are unchanged and the map is never built. ``chunked`` computes ``chunk`` query
+    rows at a time with plain matrix products (peak extra memory ``chunk × N`` floats).
     """
     if mode == "auto":
-        mode = "sdpa" if q.is_cuda else "chunked"
+        mode = "sdpa"
     if mode == "naive":
         return naive_attention(q, k, v)
     if mode == "sdpa":
-        return F.scaled_dot_product_attention(
-            q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=1.0
-        ).squeeze(1)
+        e = v.shape[-1]
+        if q.shape[-1] < e:  # zeros add nothing to q·k
+            q = F.pad(q, (0, e - q.shape[-1]))
+            k = F.pad(k, (0, e - k.shape[-1]))
+        # The fused kernel also needs each row contiguous; a transposed [B, C, N] view would
+        # silently take the full-map path too.
+        q, k, v = (t.unsqueeze(1).contiguous() for t in (q, k, v))
+        return F.scaled_dot_product_attention(q, k, v, scale=1.0).squeeze(1)
     if mode != "chunked":
         raise ValueError(f"attention mode must be auto, chunked, sdpa or naive, not {mode!r}")
     kt = k.transpose(1, 2)
