@@ -89,6 +89,22 @@ def test_eval_shape_mismatch_is_a_clear_error(tmp_path, t2) -> None:
     assert res.returncode == 2 and "shape" in res.stderr and "reference" in res.stderr
 
 
+def test_eval_refuses_a_prediction_on_a_shifted_grid(tmp_path, t2) -> None:
+    """Same shape, voxels 2 mm away (what an odd-size k-space LR grid gives): refused, since
+    voxel-wise scores would compare misaligned voxels; a sub-tolerance shift is accepted."""
+    img = nib.load(t2)
+    for name, mm, ok in (("far.nii.gz", 2.0, False), ("near.nii.gz", 0.01, True)):
+        aff = img.affine.copy()
+        aff[:3, 3] += aff[:3, 1] / np.linalg.norm(aff[:3, 1]) * mm
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj), aff, img.header), tmp_path / name)
+        out = tmp_path / f"{name}.json"
+        res = run_cli("eval", "--ref", t2, "--pred", tmp_path / name, "--format", "json", "-o", out)
+        assert (res.returncode == 0) is ok, res.stderr
+        if not ok:
+            assert "mm away from its grid" in res.stderr and not out.exists()
+            assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_baselines_on_kspace_truncation(shared_data) -> None:
     """IXI002 T2, k-space truncation ×2: zero-filled (sinc) interpolation ≈ 37.7 dB; bicubic on
     the LR grid's true sample positions ≈ 36.6 dB; plain imresize ×2 (the papers' bicubic, which

@@ -88,11 +88,24 @@ def run_degrade(
     return sidecar
 
 
-def _on_same_grid(vol, ref, what: str) -> None:
+def _on_same_grid(vol, ref, what: str, tol_voxels: float = 0.1) -> None:
+    """Voxel-wise scores need the same grid: the same shape and the same voxel positions in
+    scanner space (within ``tol_voxels`` of the reference's smallest voxel)."""
     if vol.shape != ref.shape:
         raise ConfigError(
             f"{what} has shape {vol.shape} but the reference has {ref.shape}; evaluate results "
             f"on the reference grid (same scale and crop)"
+        )
+    a, b = np.asarray(vol.affine, float), np.asarray(ref.affine, float)
+    corners = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    corners[:, :3] *= np.asarray(ref.shape, float) - 1
+    shift = float(np.abs((corners @ a.T - corners @ b.T)[:, :3]).max())
+    if shift > tol_voxels * min(ref.zooms):
+        raise ConfigError(
+            f"{what} has the reference's shape but lies up to {shift:.2f} mm away from its grid "
+            "(affines differ); voxel-wise scores would compare misaligned voxels. A k-space LR "
+            "image whose matrix is odd sits on a shifted grid: degrade a crop whose in-plane "
+            "size is a multiple of 2x the scale"
         )
 
 
