@@ -116,9 +116,16 @@ def evaluate(
     slices: bool = typer.Option(False, "--slices", help="md: list every slice"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write here, not stdout"),
     overwrite: bool = typer.Option(False, help="replace --output if it exists"),
+    fid: Path | None = typer.Option(
+        None,
+        "--fid",
+        help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth): also report the "
+        "FID between the reference's slices and each result's",
+    ),
 ) -> None:
     """PSNR / SSIM / NMSE of SR results (or interpolation baselines) against a reference, per
-    slice and per volume; with two results, paired t-test and Wilcoxon between them."""
+    slice and per volume; with two results, paired t-test and Wilcoxon between them; with
+    --fid, the FID of each result's slices against the reference's."""
     from mrisr.commands import run_eval
 
     run_eval(
@@ -134,7 +141,27 @@ def evaluate(
         slices,
         output,
         overwrite,
+        fid_weights=fid,
     )
+
+
+@app.command()
+def fid(
+    set_a: list[Path] = typer.Option(..., "--a", help="first set: scans, folders or .txt lists"),
+    set_b: list[Path] = typer.Option(..., "--b", help="second set"),
+    weights: Path = typer.Option(
+        ..., "--weights", help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth)"
+    ),
+    axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write JSON here"),
+    overwrite: bool = typer.Option(False, help="replace --output if it exists"),
+) -> None:
+    """FID between the slices of two sets of scans (e.g. all SR results vs all references);
+    grey slices are repeated to 3 channels, each scan windowed by its min and 99.5th
+    percentile."""
+    from mrisr.commands import run_fid
+
+    run_fid(list(set_a), list(set_b), weights, axis, output, overwrite)
 
 
 @app.command()

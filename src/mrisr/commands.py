@@ -154,8 +154,10 @@ def run_eval(
     output: Path | None,
     overwrite: bool,
     keep_baselines: dict | None = None,
+    fid_weights: Path | None = None,
 ) -> dict:
-    """``mrisr eval``; ``keep_baselines`` (a dict) receives the baseline volumes it made."""
+    """``mrisr eval``; ``keep_baselines`` (a dict) receives the baseline volumes it made;
+    ``fid_weights`` (the FID Inception file) adds ``volume["fid"]`` to every result."""
     from mrisr.io import load_volume
     from mrisr.io.atomic import atomic_outputs, check_writable
     from mrisr.io.geometry import resolve_axis
@@ -166,6 +168,11 @@ def run_eval(
         raise ConfigError("give --pred SR (one or more) or --baseline bicubic|zerofill")
     if output is not None:
         check_writable(output, overwrite)
+    net_check = None
+    if fid_weights is not None:  # a bad weights file fails before any work
+        from mrisr.models.inception import load_fid_inception
+
+        net_check = load_fid_inception(fid_weights)
     ref = load_volume(ref_path)
     mask = None
     if mask_path is not None:
@@ -174,17 +181,26 @@ def run_eval(
         mask = m.data > 0
     k = resolve_axis(axis, ref.zooms, ref.shape)
     results: dict[str, dict] = {}
+    volumes: dict[str, np.ndarray] = {}
     for p in preds:
         vol = load_volume(p)
         _on_same_grid(vol, ref, f"prediction '{p}'")
         results[str(p)] = evaluate_volume(vol.data, ref.data, mask=mask, shave=shave, slice_axis=k)
+        if net_check is not None:
+            volumes[str(p)] = vol.data
     for b in baselines:
         vol = baseline_volume(ref, b, method, scale, axis)
         if keep_baselines is not None:
             keep_baselines[b] = vol
-        results[f"{b} ({method} x{scale})"] = evaluate_volume(
-            vol.data, ref.data, mask=mask, shave=shave, slice_axis=k
-        )
+        name = f"{b} ({method} x{scale})"
+        results[name] = evaluate_volume(vol.data, ref.data, mask=mask, shave=shave, slice_axis=k)
+        if net_check is not None:
+            volumes[name] = vol.data
+    if net_check is not None:
+        from mrisr.metrics.fid import fid_against_reference
+
+        for name, f in fid_against_reference(ref.data, volumes, net_check, k).items():
+            results[name]["volume"] |= {"fid": f["fid"], "fid_slices": f["n"]}
     report: dict[str, Any] = {
         "mrisr_version": __version__,
         "reference": str(ref_path),
@@ -437,3 +453,62 @@ def _print_shipped() -> None:
 
 def _count(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
+
+
+def run_fid(
+    set_a: list[Path],
+    set_b: list[Path],
+    weights: Path,
+    axis: int | None,
+    output: Path | None,
+    overwrite: bool,
+) -> dict:
+    """``mrisr fid``: FID between all slices of the scans of two sets (unpaired).
+
+    Each scan is windowed to [0, 1] by its own minimum and 99.5th percentile (the sets need
+    not share a grid or an intensity scale); blank slices are left out.
+    """
+    from mrisr.infer.run import expand_inputs
+    from mrisr.io import load_volume
+    from mrisr.io.atomic import atomic_outputs, check_writable
+    from mrisr.io.geometry import resolve_axis
+    from mrisr.metrics.fid import frechet_distance_of_features, intensity_window, slice_features
+    from mrisr.models.inception import load_fid_inception
+
+    if output is not None:
+        check_writable(output, overwrite)
+    net = load_fid_inception(weights)
+    feats, scans = [], []
+    for label, paths in (("A", set_a), ("B", set_b)):
+        files = expand_inputs(paths)
+        if not files:
+            raise ConfigError(f"set {label} has no scans; give scans, folders or .txt lists")
+        rows = []
+        for f in files:
+            vol = load_volume(f)
+            if vol.data.ndim != 3:
+                raise ConfigError(f"'{f}' is not a 3-D scan (shape {vol.data.shape})")
+            k = resolve_axis(axis, vol.zooms, vol.shape)
+            v = np.moveaxis(vol.data, k, 0)
+            keep = [i for i in range(v.shape[0]) if np.ptp(v[i]) > 0]
+            rows.append(slice_features(vol.data, net, k, intensity_window(vol.data), keep))
+        feats.append(np.concatenate(rows))
+        scans.append([str(f) for f in files])
+    n_a, n_b = len(feats[0]), len(feats[1])
+    if min(n_a, n_b) < 2:
+        raise ConfigError(f"FID needs at least 2 non-blank slices per set (got {n_a} and {n_b})")
+    report = {
+        "mrisr_version": __version__,
+        "fid": frechet_distance_of_features(feats[0], feats[1]),
+        "slices": {"a": n_a, "b": n_b},
+        "scans": {"a": scans[0], "b": scans[1]},
+        "weights": Path(weights).name,
+    }
+    text = json.dumps(report, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with atomic_outputs([output], overwrite=overwrite) as (tmp,):
+            tmp.write_text(text)
+        print(f"wrote {output}")
+    return report

@@ -14,7 +14,6 @@ default) scaled by 1/12.75, MSE (or L1).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal
 
 import torch
@@ -75,40 +74,11 @@ class VGG19Features(nn.Module):
 
 def load_vgg19(path: str | os.PathLike[str], layer: str = "relu5_4") -> VGG19Features:
     """VGG19 features up to ``layer`` with the weights of ``path``, frozen, in eval mode."""
-    import pickle
+    from mrisr.models.pretrained import load_matching, read_state_dict
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"VGG19 weights '{p}' not found; {WEIGHTS_HELP}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(p))
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise InputError(
-            f"'{p}' holds Python objects besides tensors; mrisr will not unpickle it. "
-            "Save only the state dict"
-        ) from None
-    except Exception as e:  # a damaged or foreign file: one line
-        raise InputError(f"cannot read VGG19 weights '{p}': {' '.join(str(e).split())}") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
+    state = read_state_dict(path, "VGG19", WEIGHTS_HELP)
     net = VGG19Features(layer)
-    want = net.state_dict()
-    got = {k: v for k, v in state.items() if k in want}
-    missing = sorted(set(want) - set(got))
-    if missing:
-        raise InputError(
-            f"'{p}' is not a VGG19 state dict: it lacks {', '.join(missing[:3])}"
-            f"{' ...' if len(missing) > 3 else ''}; {WEIGHTS_HELP}"
-        )
-    bad = [k for k in want if tuple(got[k].shape) != tuple(want[k].shape)]
-    if bad:
-        raise InputError(f"'{p}': '{bad[0]}' has shape {tuple(got[bad[0]].shape)}, not VGG19's")
-    net.load_state_dict({k: v.float() for k, v in got.items()})
+    load_matching(net, state, path, "VGG19", WEIGHTS_HELP)
     return net.eval().requires_grad_(False)
 
 

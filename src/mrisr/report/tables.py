@@ -27,19 +27,24 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["result", "slice", "psnr", "ssim", "nmse"])
+        fid = any("fid" in r["volume"] for r in results.values())
+        w.writerow(["result", "slice", "psnr", "ssim", "nmse"] + (["fid"] if fid else []))
         for name, r in results.items():
             v = r["volume"]
-            w.writerow([name, "volume", v["psnr"], v["ssim"], v["nmse"]])
+            w.writerow(
+                [name, "volume", v["psnr"], v["ssim"], v["nmse"]] + ([v.get("fid")] if fid else [])
+            )
             for s in r["slices"]:
-                w.writerow([name, s["index"], s["psnr"], s["ssim"], s["nmse"]])
+                w.writerow([name, s["index"], s["psnr"], s["ssim"], s["nmse"]] + [""] * fid)
         return buf.getvalue()
+    fid = any("fid" in r["volume"] for r in results.values())
     lines = [
         f"Reference: `{report['reference']}` · slice axis {report['slice_axis']} · "
         f"shave {report['shave']} · mask {report['mask'] or 'none'}",
         "",
-        "| result | PSNR (dB) | SSIM | NMSE | mean slice PSNR | slices | data range |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| result | PSNR (dB) | SSIM | NMSE | mean slice PSNR | slices | data range |"
+        + (" FID (slices) |" if fid else ""),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if fid else ""),
     ]
     for name, r in results.items():
         v = r["volume"]
@@ -47,6 +52,7 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
             f"| {name} | {_f(v['psnr'], 2)} | {_f(v['ssim'])} | {_f(v['nmse'], 5)} | "
             f"{_f(v.get('psnr_mean_slices'), 2)} | {v.get('n_slices')} | "
             f"{_f(v.get('data_range'), 1)} |"
+            + (f" {_f(v.get('fid'), 2)} ({v.get('fid_slices', '-')}) |" if fid else "")
         )
     if "paired" in report:
         p = report["paired"]
