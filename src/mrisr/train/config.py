@@ -176,6 +176,47 @@ class TrainConfig(_Strict):
         return self
 
 
+class GANConfig(_Strict):
+    """Adversarial training (``task: gan``; FA-GAN Eq. 14, SRGAN practice).
+
+    The generator is ``model``; it minimises ``content_weight·content + pixel_weight·pixel +
+    adv_weight·adv`` with ``adv = mean(−log σ(D(G(LR))))`` (Eq. 16, non-saturating); the
+    discriminator minimises the BCE of real HR against G(LR) (Eq. 3), ``d_steps`` updates per
+    generator update. The first ``pretrain_steps`` steps train G alone on ``train.loss`` (the
+    usual SRGAN pixel warm-up); the discriminator starts after them.
+    """
+
+    discriminator_norm: Literal["spectral", "batch", "none"] = Field(
+        "spectral", description="FA-GAN: spectral; SRGAN: batch; none: the paper's unstable case"
+    )
+    content: Literal["vgg", "l1", "l2"] = "vgg"
+    vgg_weights: str | None = Field(
+        None, description="ImageNet VGG19 weights (.pth or .safetensors), for content: vgg"
+    )
+    vgg_layer: str = "relu5_4"
+    content_weight: float = Field(1.0, ge=0)
+    pixel: Literal["l1", "l2", "none"] = "l2"
+    pixel_weight: float = Field(1.0, ge=0)
+    adv_weight: float = Field(1e-3, ge=0)
+    pretrain_steps: int = Field(0, ge=0)
+    d_steps: int = Field(1, ge=1)
+    d_optim: OptimConfig = Field(default_factory=OptimConfig)
+
+    @model_validator(mode="after")
+    def _vgg_needs_weights(self) -> GANConfig:
+        if self.content == "vgg" and not self.vgg_weights:
+            raise ValueError(
+                "vgg_weights: content: vgg needs the ImageNet VGG19 weights file "
+                "(vgg19-dcbb9e9d.pth, see docs/training.md); give gan.vgg_weights=PATH or "
+                "use gan.content=l2"
+            )
+        from mrisr.models.vgg import LAYERS
+
+        if self.vgg_layer not in LAYERS:
+            raise ValueError(f"vgg_layer: must be one of {', '.join(LAYERS)}")
+        return self
+
+
 class ValConfig(_Strict):
     """Validation on whole slices, scored per volume."""
 
@@ -203,17 +244,28 @@ class RunConfig(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
-    task: Literal["supervised"] = "supervised"
+    base: str | None = Field(
+        None, description="recipe this one extends (merged before validation; kept for the record)"
+    )
+    task: Literal["supervised", "gan"] = "supervised"
     model: ModelConfig
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
     sched: SchedConfig = Field(default_factory=SchedConfig)
     train: TrainConfig
     val: ValConfig = Field(default_factory=ValConfig)
+    gan: GANConfig | None = None
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
     @model_validator(mode="after")
     def _scale_matches(self) -> RunConfig:
+        if self.task == "gan" and self.gan is None:
+            raise ValueError(
+                "gan: task: gan needs a gan section; give at least gan.vgg_weights=PATH "
+                "(VGG19 content loss) or gan.content=l2"
+            )
+        if self.task != "gan" and self.gan is not None:
+            raise ValueError("gan: this section is for task: gan; remove it or set task: gan")
         for step in self.data.degradation:
             s = step.get("scale")
             if isinstance(s, int) and s not in (1, self.data.scale):
@@ -313,8 +365,24 @@ def _resolve_init_from(raw: dict[str, Any], base: Path, from_cli: set[str]) -> N
     model["init_from"] = str(p)
 
 
+def _resolve_vgg_weights(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
+    gan = raw.get("gan")
+    entry = gan.get("vgg_weights") if isinstance(gan, dict) else None
+    if not isinstance(entry, str) or not entry:
+        return
+    p = Path(os.path.expanduser(entry))
+    p = p if p.is_absolute() else (Path.cwd() if "gan.vgg_weights" in from_cli else base) / p
+    if not p.is_file():
+        raise ConfigError(
+            f"gan.vgg_weights: '{entry}' does not exist (looked at {p}); give the ImageNet "
+            "VGG19 weights file (vgg19-dcbb9e9d.pth, see docs/training.md) or gan.content=l2"
+        )
+    gan["vgg_weights"] = str(p)
+
+
 def _resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
     _resolve_init_from(raw, base, from_cli)
+    _resolve_vgg_weights(raw, base, from_cli)
     data = raw.get("data")
     if not isinstance(data, dict):
         return
@@ -397,16 +465,25 @@ def _check_model(cfg: RunConfig, source: str) -> None:
             )
 
 
-def load_config(
-    path_or_name: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
-) -> RunConfig:
-    """Read a recipe (file or packaged name), apply ``key=value`` overrides, validate.
+def _merge(base: dict[str, Any], child: dict[str, Any], key: str = "") -> dict[str, Any]:
+    """``child`` over ``base``, section by section. Lists and values are replaced whole, and
+    so is ``model.args`` (the arguments belong to the child's ``model.name``)."""
+    out = dict(base)
+    for k, v in child.items():
+        sub = f"{key}.{k}" if key else k
+        deep = isinstance(v, dict) and isinstance(out.get(k), dict) and sub != "model.args"
+        out[k] = _merge(out[k], v, sub) if deep else v
+    return out
 
-    Data paths come back absolute, so ``cfg.model_dump()`` is the resolved, frozen config.
+
+def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file as a dict, with its ``base:`` chain merged under it.
+
+    ``base`` names a packaged recipe or a file relative to this one. Paths inside a base
+    (``data.train``, ...) are resolved against the extending recipe's folder.
     """
     import yaml
 
-    path = recipe_path(path_or_name)
     source = path.name
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -414,6 +491,34 @@ def load_config(
         raise ConfigError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a recipe must be a mapping of sections")
+    parent = raw.get("base")
+    if parent is None:
+        return raw
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"{source}: base: give a recipe name or a .yaml path")
+    sibling = path.parent / parent
+    target = sibling if parent.endswith((".yaml", ".yml")) and sibling.is_file() else None
+    try:
+        ppath = target or recipe_path(parent)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: base: {e}") from None
+    if ppath.resolve() in seen or ppath.resolve() == path.resolve():
+        raise ConfigError(f"{source}: base: '{parent}' extends itself (a cycle of recipes)")
+    merged = _merge(_read_recipe(ppath, (*seen, path.resolve())), raw)
+    merged["base"] = parent
+    return merged
+
+
+def load_config(
+    path_or_name: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
+    """Read a recipe (file or packaged name), apply ``key=value`` overrides, validate.
+
+    Data paths come back absolute, so ``cfg.model_dump()`` is the resolved, frozen config.
+    """
+    path = recipe_path(path_or_name)
+    source = path.name
+    raw = _read_recipe(path)
     from_cli = set()
     for keys, value in parse_overrides(list(overrides)):
         _set(raw, keys, value, ".".join(keys))

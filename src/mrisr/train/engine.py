@@ -64,6 +64,7 @@ RESUMABLE_CHANGES = (
     "data.num_workers",
     "data.cache_dir",
     "val.batch_size",
+    "gan.vgg_weights",
 )
 
 
@@ -147,6 +148,7 @@ class _Loop:
             "optim": cfg.optim.model_dump(),
             "sched": cfg.sched.model_dump(),
             "loss": cfg.train.loss,
+            "gan": cfg.gan.model_dump(exclude={"vgg_weights"}) if cfg.gan else None,
             "ema_decay": cfg.train.ema_decay,
             "weights": "ema" if self.task.emas else "model",
             "precision": cfg.trainer.precision,
@@ -279,7 +281,8 @@ class _Loop:
         f, t = self.fabric, self.cfg.train
         end = min(total, stop_at) if stop_at is not None else total
         acc: dict[str, torch.Tensor] = {}
-        n_acc, validated, saved = 0, -1, -1
+        counts: dict[str, int] = {}  # per key: a GAN logs D terms only after its warm-up
+        validated, saved = -1, -1
         while step < end:
             epoch, start_batch = divmod(step, self.spe)
             for batch in self.loader(epoch, start_batch):
@@ -291,15 +294,16 @@ class _Loop:
                 step += 1
                 for k, v in out.items():
                     acc[k] = acc[k] + v if k in acc else v.clone()
-                n_acc += 1
+                    counts[k] = counts.get(k, 0) + 1
                 self.monitor.advance(step)
                 if step % t.log_every == 0 or step == total:
                     values = {
-                        k: float(f.all_reduce(v / n_acc, reduce_op="mean")) for k, v in acc.items()
+                        k: float(f.all_reduce(v / counts[k], reduce_op="mean"))
+                        for k, v in acc.items()
                     }
                     values |= self.task.learning_rates()
                     self.monitor.log(step, epoch, self.wall(), values)
-                    acc, n_acc = {}, 0
+                    acc, counts = {}, {}
                 if t.val_every and step % t.val_every == 0:
                     self.validate(step, epoch)
                     validated = step

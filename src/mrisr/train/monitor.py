@@ -89,7 +89,7 @@ class Monitor:
                 self.writer.add_scalar(name, float(value), step)
         self._csv_file.flush()
         if self.bar is not None:
-            keep = {k: v for k, v in values.items() if k == "val/psnr" or not _is_aux(k)}
+            keep = {k: v for k, v in values.items() if _on_bar(k)}
             self._shown.update(keep)
             info = "  ".join(f"{k} {v:.4g}" for k, v in self._shown.items())
             self.bar.update(self._task, completed=step, info=info)
@@ -102,7 +102,8 @@ class Monitor:
             self.bar.update(self._task, completed=step)
 
     def curves(self) -> None:
-        """Write ``curves.png`` (training loss; val PSNR with baselines as horizontal lines)."""
+        """Write ``curves.png`` (training loss — for a GAN, generator and discriminator panels —
+        and val PSNR with the baselines as horizontal lines)."""
         if self.enabled:
             self._csv_file.flush()
             plot_curves(self.csv_path, self.run_dir / "curves.png")
@@ -115,6 +116,13 @@ class Monitor:
         if self.writer is not None:
             self.writer.close()
         self._csv_file.close()
+
+
+def _on_bar(name: str) -> bool:
+    """Shown on the progress bar: the total losses and the validation PSNR."""
+    if name in ("val/psnr", "g/loss", "d/loss"):
+        return True
+    return not _is_aux(name) and not name.startswith(("g/", "d/"))
 
 
 def _is_aux(name: str) -> bool:
@@ -156,15 +164,38 @@ def plot_curves(csv_path: Path, out: Path) -> None:
     from matplotlib.figure import Figure
 
     m = read_metrics(csv_path)
-    fig = Figure(figsize=(10, 4), constrained_layout=True)
-    ax_loss, ax_val = fig.subplots(1, 2)
-    losses = sorted(k for k in m if not _is_aux(k))
+    gan = any(k.startswith("d/") for k in m)
+    fig = Figure(figsize=(15 if gan else 10, 4), constrained_layout=True)
+    axes = fig.subplots(1, 3 if gan else 2)
+    ax_loss, ax_val = axes[0], axes[-1]
+    losses = sorted(k for k in m if not _is_aux(k) and not k.startswith("d/") and k != "g/adv")
     for name in losses:
         steps, values = zip(*m[name], strict=True)
         ax_loss.plot(steps, values, label=name)
-    ax_loss.set(xlabel="step", ylabel="training loss", title="loss")
+    if m.get("g/adv"):  # about 0.7 (−log ½) while the game is balanced: an axis of its own
+        ax_adv = ax_loss.twinx()
+        steps, values = zip(*m["g/adv"], strict=True)
+        ax_adv.plot(steps, values, color="tab:purple", linestyle="--", label="g/adv")
+        ax_adv.set_ylabel("adversarial −log σ(D(G))", color="tab:purple")
+        ax_adv.legend(loc="upper right")
+    ax_loss.set(xlabel="step", ylabel="training loss", title="generator" if gan else "loss")
     if losses and all(v > 0 for k in losses for _, v in m[k]):
         ax_loss.set_yscale("log")
+    if gan:  # discriminator loss (left axis) and mean σ(D) on real / generated (right axis)
+        ax_d = axes[1]
+        if m.get("d/loss"):
+            steps, values = zip(*m["d/loss"], strict=True)
+            ax_d.plot(steps, values, color="black", label="d/loss")
+        ax_d.set(xlabel="step", ylabel="discriminator BCE", title="discriminator")
+        ax_p = ax_d.twinx()
+        for name, style in (("d/real", "-"), ("d/fake", "--")):
+            if m.get(name):
+                steps, values = zip(*m[name], strict=True)
+                ax_p.plot(steps, values, style, color="tab:red", label=f"σ(D) {name[2:]}")
+        ax_p.set_ylim(0, 1)
+        ax_p.set_ylabel("mean σ(D)", color="tab:red")
+        if ax_p.get_legend_handles_labels()[0]:
+            ax_p.legend(loc="upper right")
     if m.get("val/psnr"):
         steps, values = zip(*m["val/psnr"], strict=True)
         ax_val.plot(steps, values, "o-", label="model")
@@ -173,9 +204,9 @@ def plot_curves(csv_path: Path, out: Path) -> None:
             label = name.removeprefix("val/").removesuffix("_psnr")
             ax_val.axhline(m[name][-1][1], linestyle=style, color="grey", label=label)
     ax_val.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (mean over volumes)")
-    for ax in (ax_loss, ax_val):
+    for ax in axes:
         if ax.get_legend_handles_labels()[0]:
-            ax.legend()
+            ax.legend(loc="upper left" if gan and ax is axes[1] else "best")
         ax.grid(alpha=0.3)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp.png")
     try:

@@ -4,14 +4,11 @@ The engine owns the loop (data, steps, validation, logs, state files); a task ow
 optimisers, schedulers and EMAs and does one optimisation step per batch. The task calls
 ``fabric.backward`` and steps its own optimisers, so tasks with several of them fit the same loop.
 
-Extension points for the trainings that come next (not implemented here):
+Tasks: :class:`SupervisedSR` (pixel loss) and :class:`mrisr.train.gan.GANTask` (FA-GAN /
+SRGAN: ``"generator"`` and ``"discriminator"`` with one optimiser and scheduler each, D and G
+updates alternating inside :meth:`Task.training_step`; the generic :meth:`Task.state_dict` saves
+and restores every registered part by name). Extension point for the training that comes next:
 
-- **GAN** (e.g. FA-GAN, DSGAN): register ``"generator"`` and ``"discriminator"`` in
-  :attr:`Task.nets` with one optimiser (and scheduler) each in :attr:`Task.optimizers` /
-  :attr:`Task.schedulers`, set up each pair with ``fabric.setup(net, opt)``, and alternate the D
-  and G updates inside :meth:`Task.training_step`, returning every loss term. The generic
-  :meth:`Task.state_dict` saves and restores all registered parts by name; :meth:`Task.export`
-  exports the generator; :meth:`Task.predict` runs the generator.
 - **Multi-contrast** (e.g. SANet: LR target + HR guide → HR target, with an auxiliary output):
   the batch carries ``"guide"`` (``[B, 1, H, W]``) besides ``"lr"``/``"hr"``; override
   :meth:`SupervisedSR.forward` to call ``model(lr, guide)`` and :meth:`SupervisedSR.loss` to
@@ -85,6 +82,17 @@ def lr_factor(cfg: RunConfig, steps_per_epoch: int, total_steps: int) -> Callabl
         return warm
 
     return factor
+
+
+def make_optimizer(params: Any, o: Any) -> torch.optim.Optimizer:
+    """Adam / AdamW from an ``optim`` section (:class:`~mrisr.train.config.OptimConfig`)."""
+    cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+    return cls(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+
+
+def pixel_loss(kind: str) -> nn.Module:
+    """``l1`` → L1Loss, ``l2`` → MSELoss."""
+    return nn.L1Loss() if kind == "l1" else nn.MSELoss()
 
 
 class Task:
@@ -181,50 +189,49 @@ class SupervisedSR(Task):
     """Pixel-loss SR: one network, L1 or L2, Adam, optional EMA and gradient clipping."""
 
     name = "supervised"
+    key: ClassVar[str] = "model"  # the SR network's name in the registries
 
     def setup(self, fabric: Fabric, cfg: RunConfig, steps_per_epoch: int, total_steps: int) -> None:
+        self.fabric, self.cfg = fabric, cfg
+        self.nets[self.key] = net = self.build_generator()
+        self.configure_optimizers(steps_per_epoch, total_steps)
+        model, opt = fabric.setup(net, self.optimizers[self.key])
+        self.wrapped[self.key], self.optimizers[self.key] = model, opt
+        if cfg.train.ema_decay is not None:
+            self.emas[self.key] = EMA(net, cfg.train.ema_decay)
+        self.loss_fn = pixel_loss(cfg.train.loss)
+
+    def build_generator(self) -> nn.Module:
+        """``model`` from the zoo, warm-started from ``model.init_from`` when given."""
         from mrisr.models.registry import build_model
 
-        self.fabric, self.cfg = fabric, cfg
+        assert self.cfg is not None
+        cfg = self.cfg
         net = build_model(cfg.model.name, cfg.data.scale, **cfg.model.args)
         self.warm_start: dict[str, Any] | None = None
         if cfg.model.init_from:
             from mrisr.checkpoint import warm_start
 
             self.warm_start = warm_start(net, cfg.model.name, cfg.model.init_from)
-        self.nets["model"] = net
-        self.configure_optimizers(steps_per_epoch, total_steps)
-        model, opt = fabric.setup(net, self.optimizers["model"])
-        self.wrapped["model"], self.optimizers["model"] = model, opt
-        if cfg.train.ema_decay is not None:
-            self.emas["model"] = EMA(net, cfg.train.ema_decay)
-        self.loss_fn = nn.L1Loss() if cfg.train.loss == "l1" else nn.MSELoss()
+        return net
 
     def configure_optimizers(self, steps_per_epoch: int, total_steps: int) -> None:
         assert self.cfg is not None
-        o = self.cfg.optim
-        cls = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
-        opt = cls(
-            self.nets["model"].parameters(),
-            lr=o.lr,
-            betas=o.betas,
-            eps=o.eps,
-            weight_decay=o.weight_decay,
-        )
-        self.optimizers["model"] = opt
+        opt = make_optimizer(self.nets[self.key].parameters(), self.cfg.optim)
+        self.optimizers[self.key] = opt
         factor = lr_factor(self.cfg, steps_per_epoch, total_steps)
-        self.schedulers["model"] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        self.schedulers[self.key] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """The training forward; multi-contrast tasks pass the guide here."""
-        return self.wrapped["model"](batch["lr"])
+        return self.wrapped[self.key](batch["lr"])
 
     def loss(self, sr: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         return self.loss_fn(sr.float(), batch["hr"].float())
 
     def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         assert self.fabric is not None and self.cfg is not None
-        model, opt = self.wrapped["model"], self.optimizers["model"]
+        model, opt = self.wrapped[self.key], self.optimizers[self.key]
         model.train()
         loss = self.loss(self.forward(batch), batch)
         opt.zero_grad(set_to_none=True)
@@ -237,9 +244,9 @@ class SupervisedSR(Task):
             if norm is not None:
                 out["grad_norm"] = norm.detach()
         opt.step()
-        self.schedulers["model"].step()
-        if "model" in self.emas:
-            self.emas["model"].update(self.nets["model"])
+        self.schedulers[self.key].step()
+        if self.key in self.emas:
+            self.emas[self.key].update(self.nets[self.key])
         return out
 
     @torch.no_grad()
@@ -247,14 +254,16 @@ class SupervisedSR(Task):
         assert self.fabric is not None
         # The raw module (not the DDP wrapper, whose forward may broadcast buffers): ranks
         # score different volumes, so their forward calls need not pair up.
-        net = self.emas["model"].module if "model" in self.emas else self.nets["model"]
+        net = self.emas[self.key].module if self.key in self.emas else self.nets[self.key]
         net.eval()
         with self.fabric.autocast():
             return net(batch["lr"]).float()
 
     def export_module(self) -> nn.Module:
-        net = self.emas["model"].module if "model" in self.emas else self.nets["model"]
+        net = self.emas[self.key].module if self.key in self.emas else self.nets[self.key]
         return net
 
 
-TASKS: dict[str, type[Task]] = {SupervisedSR.name: SupervisedSR}
+from mrisr.train.gan import GANTask  # noqa: E402  (it builds on the classes above)
+
+TASKS: dict[str, type[Task]] = {SupervisedSR.name: SupervisedSR, GANTask.name: GANTask}
