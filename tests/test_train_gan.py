@@ -161,3 +161,49 @@ def test_gan_with_vgg_content_and_batch_norm_discriminator(
     pixel = metric_rows(run, "g/pixel")
     assert [s for s, _ in content] == [5, 6] and all(v > 0 for _, v in content)
     assert [s for s, _ in pixel] == list(range(1, 7))
+
+
+_DDP_GAN = """
+import sys, torch
+import mrisr.train.engine as engine
+from mrisr.train import load_config, train
+
+run = engine._Loop.run
+def run_and_dump(self, *a, **k):  # each rank writes the weights it ends with
+    run(self, *a, **k)
+    nets = {f"{n}.{k}": v for n, net in self.task.nets.items() for k, v in net.state_dict().items()}
+    torch.save(nets, f"{sys.argv[1]}.rank{self.fabric.global_rank}")
+engine._Loop.run = run_and_dump
+train(load_config(sys.argv[3], sys.argv[4:]), run_dir=sys.argv[2])
+"""
+
+
+def test_gan_ddp_two_processes_match_one(tmp_path: Path, recipe: Path, cache_dir: Path) -> None:
+    """2 CPU processes (gloo): both ranks end with the same G and D, and the losses of the
+    warm-up and of the first adversarial step are those of one process with the whole batch."""
+    import os
+    import subprocess
+    import sys
+
+    from mrisr.train import train
+    from tests.test_train import free_port
+
+    args = fast(cache_dir, "train.steps=3", "train.val_every=3", "train.ckpt_every=0",
+                "gan.pretrain_steps=1")  # fmt: skip
+    single = train(load_config(recipe, args), run_dir=tmp_path / "one")
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_GAN)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={free_port()}", str(script), str(tmp_path / "w"),
+           str(tmp_path / "two"), str(recipe), *args, "trainer.devices=2",
+           "trainer.strategy=ddp"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"w.rank{r}", weights_only=True) for r in (0, 1))
+    assert any(k.startswith("discriminator.") for k in r0)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+    two = tmp_path / "two"
+    for name in ("g/loss", "d/loss", "d/real"):
+        a, b = metric_rows(single, name)[0], metric_rows(two, name)[0]
+        assert a[0] == b[0] and abs(a[1] - b[1]) < 1e-5, name

@@ -147,6 +147,12 @@ def upscale(
         raise ConfigError(f"--model {model} does not match the checkpoint's model {ckpt.name}")
     if scale is not None and scale != ckpt.scale:
         raise ConfigError(f"--scale {scale}: this checkpoint is trained for x{ckpt.scale}")
+    if getattr(net, "needs_guide", False):
+        raise ConfigError(
+            f"model '{ckpt.name}' is multi-contrast and needs a high-resolution guide scan; "
+            "guided volume inference (--guide) is not available yet, use a single-contrast "
+            "model"
+        )
     scans = expand_inputs([Path(p) for p in inputs])
     outs = plan_outputs(scans, Path(out), ckpt.scale)
     # This rank's share; other ranks check and write their own files concurrently.

@@ -207,7 +207,7 @@ class GANConfig(_Strict):
         if self.content == "vgg" and not self.vgg_weights:
             raise ValueError(
                 "vgg_weights: content: vgg needs the ImageNet VGG19 weights file "
-                "(vgg19-dcbb9e9d.pth, see docs/training.md); give gan.vgg_weights=PATH or "
+                "(vgg19-dcbb9e9d.pth, see docs/gan.md); give gan.vgg_weights=PATH or "
                 "use gan.content=l2"
             )
         from mrisr.models.vgg import LAYERS
@@ -375,7 +375,7 @@ def _resolve_vgg_weights(raw: dict[str, Any], base: Path, from_cli: set[str]) ->
     if not p.is_file():
         raise ConfigError(
             f"gan.vgg_weights: '{entry}' does not exist (looked at {p}); give the ImageNet "
-            "VGG19 weights file (vgg19-dcbb9e9d.pth, see docs/training.md) or gan.content=l2"
+            "VGG19 weights file (vgg19-dcbb9e9d.pth, see docs/gan.md) or gan.content=l2"
         )
     gan["vgg_weights"] = str(p)
 
