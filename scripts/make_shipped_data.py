@@ -32,6 +32,13 @@ CROPS = {
         (slice(80, 176), slice(64, 160), slice(60, 66)),
         REPO / "tests/data/ixi002_t2_crop_brainmask.nii.gz",
     ),
+    # The T1 of the same subject on its own (sagittal) grid, covering the T2 crop's field of
+    # view with a margin: the guide of the multi-contrast tests.
+    "t1-guide-test": (
+        "ixi002/IXI002-Guys-0828-T1.nii.gz",
+        (slice(34, 114), slice(54, 154), slice(116, 150)),
+        REPO / "tests/data/ixi002_t1_crop.nii.gz",
+    ),
     "flair-test": (
         "flair/FLAIR.nii.gz",
         (slice(30, 94), slice(48, 112), slice(68, 72)),

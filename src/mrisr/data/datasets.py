@@ -96,6 +96,9 @@ class VolumeEntry:
     fg: LazyArray  # per slice, flat in-plane indices y·W + x of foreground pixels
     fg_start: np.ndarray  # [K + 1] offsets into fg
     lr: LazyArray | None  # the cached LR volume [K, H/s, W/s] (fixed degradation)
+    guide: LazyArray | None = None  # the guide on this scan's HR grid [K, H, W] (multi-contrast)
+    guide_stats: dict[str, float] | None = None
+    alignment: dict[str, Any] | None = None  # pair_guide's report
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -152,9 +155,18 @@ class SRSliceDataset(Dataset):
         fixed_degradation: bool = True,
         crop: tuple[int, int, int] | None = None,
         subject_fn: Callable[[Path], str] | None = None,
+        guides: Sequence[str | Path] | None = None,
+        min_overlap: float = 0.9,
     ) -> None:
         if not scans:
             raise ConfigError("SRSliceDataset needs at least one scan")
+        if guides is not None and len(guides) != len(scans):
+            raise ConfigError(
+                f"{len(guides)} guide scans for {len(scans)} target scans; give one guide "
+                "(e.g. the T1) per target scan, in the same order"
+            )
+        self.guides = [Path(g) for g in guides] if guides is not None else None
+        self.min_overlap = float(min_overlap)
         if int(scale) < 1:
             raise ConfigError(f"scale must be a positive integer, got {scale}")
         self.scale = int(scale)
@@ -181,8 +193,9 @@ class SRSliceDataset(Dataset):
         subject_fn = subject_fn or subject_of
         self.volumes: list[VolumeEntry] = []
         offsets: list[float] = []
-        for p in scans:
-            entry, off = self._prepare(Path(p), subject_fn)
+        for i, p in enumerate(scans):
+            guide = self.guides[i] if self.guides is not None else None
+            entry, off = self._prepare(Path(p), subject_fn, guide)
             self.volumes.append(entry)
             offsets.append(off)
             if abs(off - offsets[0]) > 1e-6:
@@ -202,7 +215,9 @@ class SRSliceDataset(Dataset):
         if not self.slices:
             raise ConfigError("no slice of the given scans has foreground")
 
-    def _prepare(self, path: Path, subject_fn: Callable[[Path], str]) -> tuple[VolumeEntry, float]:
+    def _prepare(
+        self, path: Path, subject_fn: Callable[[Path], str], guide_path: Path | None = None
+    ) -> tuple[VolumeEntry, float]:
         vol = self.cache.get(path)
         k_axis = resolve_axis(self.axis, vol.zooms, vol.shape)
         order = (k_axis, *(a for a in range(3) if a != k_axis))
@@ -241,6 +256,9 @@ class SRSliceDataset(Dataset):
                 return self.pipeline(torch.from_numpy(hr_volume()), spacing, gen).image.numpy()
 
             lr = self.cache.array(f"{lkey}.lr.npy", degrade)
+        guide = guide_stats = report = None
+        if guide_path is not None:
+            guide, guide_stats, report = self._prepare_guide(vol, guide_path, order, box, key)
         entry = VolumeEntry(
             vol,
             subject_fn(path),
@@ -252,6 +270,9 @@ class SRSliceDataset(Dataset):
             fg,
             np.asarray(rec["fg_start"], dtype=np.int64),
             lr,
+            guide,
+            guide_stats,
+            report,
         )
         if self.patch_size and max(self.patch_size) > min(entry.shape[1:]):
             raise ConfigError(
@@ -259,6 +280,42 @@ class SRSliceDataset(Dataset):
                 f"({entry.shape[1]}×{entry.shape[2]} after cropping)"
             )
         return entry, offset
+
+    def _prepare_guide(
+        self, vol: CachedVolume, path: Path, order: tuple[int, ...], box: Any, key: str
+    ) -> tuple[LazyArray, dict[str, float], dict[str, Any]]:
+        """The guide resampled onto ``vol``'s grid (:func:`mrisr.data.pairs.pair_guide`),
+        cropped like the target, cached; its own normalisation stats; the alignment report."""
+        from mrisr.data.pairs import pair_guide
+        from mrisr.io.volume import Volume
+
+        gvol = self.cache.get(path)
+        gkey = digest([key, gvol.key, self.min_overlap, "guide-trilinear"])
+        (k0, k1), (h0, h1), (w0, w1) = box
+        box_of = (slice(k0, k1), slice(h0, h1), slice(w0, w1))
+
+        def paired() -> tuple[np.ndarray, dict[str, Any]]:
+            on, rep = pair_guide(
+                Volume(np.asarray(vol.data), vol.affine),
+                Volume(np.asarray(gvol.data), gvol.affine),
+                self.min_overlap,
+            )
+            return np.ascontiguousarray(np.transpose(on.data, order)[box_of]), rep
+
+        held: dict[str, Any] = {}
+
+        def compute_array() -> np.ndarray:
+            held["arr"], held["rep"] = paired()
+            return held["arr"]
+
+        arr = self.cache.array(f"{gkey}.guide.npy", compute_array)
+
+        def fit() -> dict[str, Any]:
+            rep = held.get("rep") or paired()[1]
+            return {"stats": self.normalisation.fit(np.asarray(arr.array)), "alignment": rep}
+
+        rec = self.cache.record(f"{gkey}.guide.json", fit)
+        return arr, rec["stats"], rec["alignment"]
 
     def _pipeline(self, rng: random.Random) -> Pipeline:
         return self.pipeline.sample(rng) if self.random else self.pipeline  # type: ignore[return-value]
@@ -315,6 +372,8 @@ class SRSliceDataset(Dataset):
             "foreground_fraction": self.foreground_fraction,
             "augment": self.augment,
             "seed": self.seed,
+            "guides": None if self.guides is None else [p.name for p in self.guides],
+            "alignment": None if self.guides is None else [e.alignment for e in self.volumes],
         }
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -333,11 +392,14 @@ class SRSliceDataset(Dataset):
             turns = int(rng.integers(4)) if out_shape[0] == out_shape[1] else 0
             t = (bool(rng.integers(2)), bool(rng.integers(2)), turns)
         hr = torch.from_numpy(e.hr_slice(k))
+        guide = None if e.guide is None else torch.from_numpy(np.array(e.guide.array[k]))
         post = t
         if e.lr is not None and (t == IDENTITY_T or self._symmetric):
             lr = torch.from_numpy(np.array(e.lr.array[k], dtype=np.float32))
         else:  # transform the whole HR slice, then degrade it (keeps the grid offset)
             hr, post = apply_transform(hr, t), IDENTITY_T
+            if guide is not None:
+                guide = apply_transform(guide, t)
             sp = e.spacing[::-1] if t[2] % 2 else e.spacing
             if self.random:
                 out = self.degradation_for(index)(hr[None], sp)
@@ -362,9 +424,16 @@ class SRSliceDataset(Dataset):
             x = min(max(cx // s - pw // s // 2, 0), (cur_w - pw) // s)
             hr = hr[s * y : s * y + ph, s * x : s * x + pw]
             lr = lr[y : y + ph // s, x : x + pw // s]
+            if guide is not None:
+                guide = guide[s * y : s * y + ph, s * x : s * x + pw]
         hr, lr = apply_transform(hr, post), apply_transform(lr, post)
         norm = self.normalisation
+        extra = {}
+        if guide is not None:
+            g = norm.apply(apply_transform(guide, post), e.guide_stats)
+            extra["guide"] = g[None].contiguous().float()
         return {
+            **extra,
             "lr": norm.apply(lr, e.stats)[None].contiguous().float(),
             "hr": norm.apply(hr, e.stats)[None].contiguous().float(),
             "index": int(index),

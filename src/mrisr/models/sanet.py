@@ -319,8 +319,13 @@ class SANet(nn.Module):
             aux = self.aux_out(self.aux_tail(g_aux) + a0)
         return tar, aux
 
-    def forward(self, lr: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_both(lr, guide)[0]
+    def forward(
+        self, lr: torch.Tensor, guide: torch.Tensor | None = None, return_aux: bool = False
+    ) -> torch.Tensor:
+        """The target SR; with ``return_aux`` the pair :meth:`forward_both` returns (so the
+        training task gets both through a DDP / precision wrapper)."""
+        both = self.forward_both(lr, guide)
+        return both if return_aux else both[0]  # type: ignore[return-value]
 
 
 class _CodeBranch(nn.Module):

@@ -46,6 +46,11 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
         )
     elif d.val:
         train, val, test = [Path(p) for p in d.train], [Path(p) for p in d.val], []
+    elif d.guide and (d.split.val or d.split.test):
+        raise ConfigError(
+            "data.val: with guide scans give the validation pairs explicitly (data.val and "
+            "data.val_guide), or set data.split.val=0"
+        )
     elif d.split.val or d.split.test:
         s = d.split
         try:
@@ -73,9 +78,24 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
         foreground_fraction=d.foreground_fraction,
         augment=d.augment,
         samples_per_epoch=d.samples_per_epoch,
+        guides=d.guide or None,
+        min_overlap=d.min_overlap,
         **common,
     )
-    val_ds = SRSliceDataset(val, d.scale, d.degradation, augment=False, **common) if val else None
+    val_ds = None
+    if val:
+        val_ds = SRSliceDataset(
+            val,
+            d.scale,
+            d.degradation,
+            augment=False,
+            guides=d.val_guide or None,
+            min_overlap=d.min_overlap,
+            **common,
+        )
     splits = {"train": train, "val": val, "test": test}
     names = {k: [Path(p).name for p in v] for k, v in splits.items()}
+    if d.guide:
+        names["guide"] = [Path(p).name for p in d.guide]
+        names["val_guide"] = [Path(p).name for p in d.val_guide]
     return train_ds, val_ds, names

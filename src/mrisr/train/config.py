@@ -81,6 +81,12 @@ class DataConfig(_Strict):
 
     train: list[str] = Field(default_factory=list)
     val: list[str] = Field(default_factory=list)
+    guide: list[str] = Field(
+        default_factory=list,
+        description="multi-contrast: the guide scan (e.g. T1) of each data.train scan, same order",
+    )
+    val_guide: list[str] = Field(default_factory=list, description="guides of data.val")
+    min_overlap: float = Field(0.9, gt=0, le=1, description="guide's cover of the target's FOV")
     protocol: Literal["none", "ixi-csn"] = "none"
     split: SplitConfig = Field(default_factory=SplitConfig)
     scale: int = Field(2, ge=2, le=8)
@@ -99,7 +105,7 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0)
     cache_dir: str | None = None
 
-    @field_validator("train", "val", mode="before")
+    @field_validator("train", "val", "guide", "val_guide", mode="before")
     @classmethod
     def _one_path_is_a_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -113,6 +119,26 @@ class DataConfig(_Strict):
                 f"protocol: '{self.protocol}' chooses the validation scans and the "
                 "crop; leave data.val and data.crop empty"
             )
+        if self.guide or self.val_guide:
+            for scans, guides, k in ((self.train, self.guide, "guide"),
+                                     (self.val, self.val_guide, "val_guide")):  # fmt: skip
+                if len(guides) != len(scans):
+                    what = "train" if k == "guide" else "val"
+                    raise ValueError(
+                        f"{k}: {len(guides)} guide scans for {len(scans)} data.{what} scans; "
+                        "give one guide per scan, in the same order"
+                    )
+                from mrisr.data.protocols import IXI_ID
+
+                for a, b in zip(scans, guides, strict=True):  # IXI names carry the subject
+                    ia, ib = IXI_ID.search(Path(a).name), IXI_ID.search(Path(b).name)
+                    if ia and ib and ia.group(0) != ib.group(0):
+                        raise ValueError(
+                            f"{k}: '{Path(b).name}' is not of the same subject as "
+                            f"'{Path(a).name}'; pair each scan with its own subject's guide"
+                        )
+            if self.protocol != "none":
+                raise ValueError("guide: multi-contrast pairs need protocol: none")
         from mrisr.degrade.pipeline import from_config
 
         try:
@@ -155,6 +181,9 @@ class TrainConfig(_Strict):
     loss: Literal["l1", "l2"] = "l1"
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm")
     ema_decay: float | None = Field(None, gt=0, lt=1)
+    target_weight: float = Field(
+        0.7, ge=0, le=1, description="multicontrast: α in α·L1(target) + (1 − α)·L1(guide recon)"
+    )
     val_every: int = Field(1000, ge=0, description="steps; 0 = at the end only")
     ckpt_every: int = Field(1000, ge=0, description="steps; 0 = at the end only")
     log_every: int = Field(50, ge=1)
@@ -247,7 +276,7 @@ class RunConfig(_Strict):
     base: str | None = Field(
         None, description="recipe this one extends (merged before validation; kept for the record)"
     )
-    task: Literal["supervised", "gan"] = "supervised"
+    task: Literal["supervised", "gan", "multicontrast"] = "supervised"
     model: ModelConfig
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -266,6 +295,13 @@ class RunConfig(_Strict):
             )
         if self.task != "gan" and self.gan is not None:
             raise ValueError("gan: this section is for task: gan; remove it or set task: gan")
+        if self.task == "multicontrast" and not self.data.guide:
+            raise ValueError(
+                "data.guide: task: multicontrast needs a guide scan per training scan "
+                "(data.guide=[...], and data.val_guide for data.val)"
+            )
+        if self.task != "multicontrast" and (self.data.guide or self.data.val_guide):
+            raise ValueError("data.guide: guide scans are for task: multicontrast")
         for step in self.data.degradation:
             s = step.get("scale")
             if isinstance(s, int) and s not in (1, self.data.scale):
@@ -386,7 +422,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
     data = raw.get("data")
     if not isinstance(data, dict):
         return
-    for key in ("train", "val"):
+    for key in ("train", "val", "guide", "val_guide"):
         entries = data.get(key)
         if isinstance(entries, str):
             entries = [entries]
@@ -450,6 +486,10 @@ def _check_model(cfg: RunConfig, source: str) -> None:
         spec = get_spec(cfg.model.name)
     except ConfigError as e:
         raise ConfigError(f"{source}: model.name: {e}") from None
+    if spec.needs_guide != (cfg.task == "multicontrast"):
+        want = "task: multicontrast" if spec.needs_guide else "task: supervised or gan"
+        kind = "multi-contrast (needs a guide)" if spec.needs_guide else "single-contrast"
+        raise ConfigError(f"{source}: task: {cfg.model.name} is {kind}; use {want}")
     if cfg.data.scale not in spec.scales:
         raise ConfigError(
             f"{source}: data.scale: {cfg.model.name} supports scales {list(spec.scales)}, "

@@ -78,7 +78,8 @@ class Validator:
             hr.append(batch["hr"][:, 0])
             lr.append(batch["lr"][:, 0])
             if predict is not None:  # scored on the model's device (fast SSIM on a GPU)
-                dev = {"lr": batch["lr"].to(self.device), "hr": batch["hr"].to(self.device)}
+                keys = ("lr", "hr", "guide") if "guide" in batch else ("lr", "hr")
+                dev = {k: batch[k].to(self.device) for k in keys}
                 sr.append(predict(dev)[:, 0].float())
         stats, norm = self.ds.stats(v), self.ds.normalisation
         hr_vol = torch.cat(hr).to(self.device) if predict is not None else torch.cat(hr)

@@ -1,0 +1,117 @@
+"""Multi-contrast training (``task: multicontrast``, SANet): guide scans paired with the
+targets across grids, the α-weighted loss of both outputs, validation with the guide, and the
+config errors of mismatched pairs.
+
+The target is the IXI002 T2 test crop (axial grid), the guide the same subject's T1 crop on
+its own sagittal grid (``tests/data/ixi002_t1_crop.nii.gz``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lightning")
+
+import torch  # noqa: E402
+
+from mrisr.errors import ConfigError  # noqa: E402
+from mrisr.train.config import load_config  # noqa: E402
+from tests.test_train import DATA, FLAIR, IXI, fast, metric_rows  # noqa: E402
+
+T1 = DATA / "ixi002_t1_crop.nii.gz"
+RECIPE = """\
+name: sanet_test
+base: smoke
+task: multicontrast
+model:
+  name: sanet
+  args: {n_groups: 2, n_rcab: 1, n_feats: 16, reduction: 4}
+data: {lr_patch: 12}
+"""
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("volume-cache")
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    p = tmp_path / "sanet_test.yaml"
+    p.write_text(RECIPE)
+    return p
+
+
+def pairs(cache_dir: Path, *extra: str) -> list[str]:
+    return fast(cache_dir, f"data.guide=[{T1}]", f"data.val=[{IXI}]", f"data.val_guide=[{T1}]",
+                *extra)  # fmt: skip
+
+
+def test_dataset_pairs_guide_patches_with_target_patches(cache_dir: Path) -> None:
+    from mrisr.data import SRSliceDataset
+    from mrisr.data.pairs import pair_guide
+    from mrisr.io import load_volume
+
+    ds = SRSliceDataset([IXI], 2, [{"method": "kspace-truncate", "scale": 2}], patch_size=24,
+                        guides=[T1], cache_dir=cache_dir, samples_per_epoch=8)  # fmt: skip
+    whole = SRSliceDataset([IXI], 2, [{"method": "kspace-truncate", "scale": 2}],
+                           guides=[T1], cache_dir=cache_dir, augment=False)  # fmt: skip
+    on, report = pair_guide(load_volume(IXI), load_volume(T1))
+    assert ds.card()["alignment"][0]["nmi"] == pytest.approx(report["nmi"])
+    item = ds[3]
+    assert item["guide"].shape == item["hr"].shape == (1, 24, 24)
+    assert item["lr"].shape == (1, 12, 12)
+    sl = whole[2]  # a whole slice: the guide is pair_guide's resampled T1, normalised
+    e = whole.volumes[0]
+    want = whole.normalisation.apply(torch.from_numpy(on.data[:, :, sl["slice"]]), e.guide_stats)
+    torch.testing.assert_close(sl["guide"][0], want.float())
+    # the guide patch moves with the target patch: it correlates with it in every item
+    for i in range(4):
+        it = ds[i]
+        g, h = it["guide"].flatten().numpy(), it["hr"].flatten().numpy()
+        if g.std() > 0 and h.std() > 0:
+            assert abs(np.corrcoef(g, h)[0, 1]) > 0.2
+
+
+def test_multicontrast_run_and_its_checkpoint(
+    tmp_path: Path, recipe: Path, cache_dir: Path
+) -> None:
+    from mrisr.checkpoint import load_checkpoint
+    from mrisr.train import train
+
+    run = train(load_config(recipe, pairs(cache_dir)), run_dir=tmp_path / "run")
+    tar, aux, tot = (metric_rows(run, k) for k in ("loss/target", "loss/guide", "loss"))
+    assert [s for s, _ in tot] == list(range(1, 9))
+    for (_, t), (_, a), (_, total) in zip(tar, aux, tot, strict=True):
+        assert total == pytest.approx(0.7 * t + 0.3 * a, rel=1e-5)
+    assert [s for s, _ in metric_rows(run, "val/psnr")] == [4, 8]
+    model, ck = load_checkpoint(run / "final")
+    assert ck.name == "sanet" and ck.training["task"] == "multicontrast"
+    assert ck.training["data"]["guide"] == [T1.name]
+    assert ck.training["dataset"]["alignment"][0]["overlap"] == 1.0
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 6, 8), torch.rand(1, 1, 12, 16)).shape == (1, 1, 12, 16)
+
+
+def test_pair_config_errors(recipe: Path, cache_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="task: multicontrast needs a guide scan"):
+        load_config(recipe, fast(cache_dir))
+    with pytest.raises(ConfigError, match="data.guide: 2 guide scans for 1 data.train scans"):
+        load_config(recipe, fast(cache_dir, f"data.guide=[{T1},{T1}]"))
+    with pytest.raises(ConfigError, match="val_guide: 0 guide scans for 1 data.val"):
+        load_config(recipe, fast(cache_dir, f"data.guide=[{T1}]"))
+    with pytest.raises(ConfigError, match="guide scans are for task: multicontrast"):
+        load_config("smoke", pairs(cache_dir))
+    with pytest.raises(ConfigError, match="sanet is multi-contrast .* use task: multicontrast"):
+        load_config(recipe, fast(cache_dir, "task=supervised"))
+    with pytest.raises(ConfigError, match="edsr-baseline is single-contrast"):
+        load_config(recipe, [*pairs(cache_dir), "model.name=edsr-baseline", "model.args={}"])
+    flair_pair = pairs(cache_dir, f"data.guide=[{FLAIR}]")  # FLAIR lies elsewhere in space
+    from mrisr.errors import InputError
+    from mrisr.train import train
+
+    with pytest.raises(InputError, match="fields of view do not overlap enough"):
+        train(load_config(recipe, flair_pair), run_dir=Path(str(cache_dir) + "-flair"))
