@@ -94,6 +94,35 @@ def test_multicontrast_run_and_its_checkpoint(
     assert ck.training["dataset"]["alignment"][0]["overlap"] == 1.0
     with torch.no_grad():
         assert model(torch.rand(1, 1, 6, 8), torch.rand(1, 1, 12, 16)).shape == (1, 1, 12, 16)
+    guided_upscale(tmp_path, run / "final")
+
+
+def guided_upscale(tmp_path: Path, ckpt: Path) -> None:
+    """``mrisr upscale LR OUT --guide T1``: the T1 (its own grid) lands on the output grid."""
+    import json
+
+    from mrisr.commands import run_degrade
+    from mrisr.errors import ConfigError
+    from mrisr.infer.run import upscale
+    from mrisr.io import load_volume
+
+    lr = tmp_path / "lr.nii.gz"
+    run_degrade(IXI, lr, "kspace-truncate", {"scale": 2}, axis=None, seed=0, crop=False,
+                snr=None, volume_index=None, overwrite=False)  # fmt: skip
+    out = tmp_path / "sr.nii.gz"
+    upscale(lr, out, checkpoint=ckpt, guide=T1, progress=False)
+    sr, ref = load_volume(out), load_volume(IXI)
+    assert sr.shape == ref.shape
+    np.testing.assert_allclose(sr.affine, ref.affine, atol=1e-4)  # the HR grid of the T2
+    side = json.loads((tmp_path / "sr.nii.gz.json").read_text())
+    assert side["guide"] == str(T1) and side["guide_alignment"]["overlap"] == 1.0
+    with pytest.raises(ConfigError, match="multi-contrast: give the high-resolution guide"):
+        upscale(lr, tmp_path / "x.nii.gz", checkpoint=ckpt)
+    with pytest.raises(ConfigError, match="single-contrast and takes no --guide"):
+        upscale(lr, tmp_path / "y.nii.gz", weights="edsr-kspace-x2", guide=T1)
+    with pytest.raises(ConfigError, match="--guide goes with one input scan"):
+        upscale([lr, lr], tmp_path / "many", checkpoint=ckpt, guide=T1)
+    assert not any((tmp_path / n).exists() for n in ("x.nii.gz", "y.nii.gz", "many"))
 
 
 def test_pair_config_errors(recipe: Path, cache_dir: Path) -> None:

@@ -208,6 +208,11 @@ def upscale(
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     overwrite: bool = typer.Option(False, help="replace existing outputs"),
+    guide: Path | None = typer.Option(
+        None,
+        help="multi-contrast models: the high-resolution scan of the guide contrast (e.g. T1), "
+        "resampled onto the output grid through both headers",
+    ),
 ) -> None:
     """Super-resolve scans in-plane with a trained model; writes NIfTI + JSON sidecar each.
 
@@ -224,6 +229,7 @@ def upscale(
         scale=scale,
         overwrite=overwrite,
         argv=sys.argv,
+        guide=guide,
         axis=axis,
         tile=tile,
         max_memory_mb=max_memory,

@@ -100,8 +100,15 @@ def upscale_volume(
     normalise=None,
     training: dict[str, Any] | None = None,
     options: UpscaleOptions | None = None,
+    guide: Volume | None = None,
 ) -> tuple[Volume, dict[str, Any]]:
     """Super-resolve every slice of ``volume`` in-plane by ``scale`` with ``model``.
+
+    ``guide`` (multi-contrast models): a high-resolution scan of another contrast in the same
+    scanner space; it is resampled onto the output grid through both affines
+    (:func:`mrisr.data.pairs.resample_to_grid`, after :func:`~mrisr.data.pairs.pair_guide`
+    checked the overlap on the input grid), normalised with its own statistics and fed to the
+    model slice by slice as ``model(lr, guide)``.
 
     Args:
         volume: the LR volume (any orientation).
@@ -119,11 +126,34 @@ def upscale_volume(
     k = resolve_axis(opt.axis, volume.zooms, volume.shape)
     in_plane = [a for a in range(3) if a != k]
     net: nn.Module = model.to(device).eval()
-    if opt.channels_last and device.type != "mps":
+    # channels_last is 4-D only: models with 3-D convolutions (SANet's CSAM) stay contiguous
+    cl = opt.channels_last and device.type != "mps" and all(p.dim() != 5 for p in net.parameters())
+    if cl:
         net = net.to(memory_format=torch.channels_last)
     fn: nn.Module = SelfEnsemble(net) if opt.ensemble else net
     if opt.compile:
         fn = torch.compile(fn)  # type: ignore[assignment]
+    needs = bool(getattr(net, "needs_guide", False))
+    if needs != (guide is not None):
+        raise ConfigError(
+            "this model is multi-contrast: give the high-resolution guide scan (--guide)"
+            if needs
+            else "this model is single-contrast and takes no --guide; drop it or use a "
+            "multi-contrast checkpoint"
+        )
+    if guide is not None and (opt.ensemble or opt.tile or opt.max_memory_mb):
+        raise ConfigError("--guide works without --ensemble, --tile and --max-memory")
+    offset = lr_grid_offset(training, scale)
+    affine = upscale_affine(volume.affine, in_plane, scale, offset)
+    guide_slices, alignment = None, None
+    if guide is not None:
+        from mrisr.data.pairs import pair_guide, resample_to_grid
+
+        _, alignment = pair_guide(volume, guide)  # overlap and agreement, on the input grid
+        out_shape = tuple(n * (scale if a in in_plane else 1) for a, n in enumerate(volume.shape))
+        g, _ = resample_to_grid(guide.data, guide.affine, affine, out_shape)  # type: ignore[arg-type]
+        g = normalise.apply(g, normalise.fit(g)) if normalise is not None else g
+        guide_slices = torch.from_numpy(np.ascontiguousarray(np.transpose(g, (k, *in_plane))))
     data = volume.data
     stats = normalise.fit(data) if normalise is not None else None
     x_all = normalise.apply(data, stats) if normalise is not None else data
@@ -143,17 +173,21 @@ def upscale_volume(
     with torch.inference_mode():
         for start in range(0, n, opt.batch):
             xb = slices[start : start + opt.batch, None].to(device)
-            if opt.channels_last and device.type != "mps":
+            if cl:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            yb = tiled_forward(fn, xb, scale, tile, opt.margin, opt.blend) if tile else fn(xb)
+            if guide_slices is not None:
+                gb = guide_slices[start : start + opt.batch, None].to(device).float()
+                yb = fn(xb, gb)
+            elif tile:
+                yb = tiled_forward(fn, xb, scale, tile, opt.margin, opt.blend)
+            else:
+                yb = fn(xb)
             out[start : start + xb.shape[0]] = yb[:, 0].float().cpu().numpy()
             bar(xb.shape[0])
     bar(0, done=True)
     hr = np.transpose(out, np.argsort((k, *in_plane)))
     if normalise is not None:
         hr = normalise.invert(hr, stats)
-    offset = lr_grid_offset(training, scale)
-    affine = upscale_affine(volume.affine, in_plane, scale, offset)
     result = volume.replace(np.ascontiguousarray(hr, dtype=np.float32), affine)
     record = {
         "scale": scale,
@@ -171,6 +205,7 @@ def upscale_volume(
         "batch": opt.batch,
         "ensemble": opt.ensemble,
         "normalisation_stats": stats,
+        **({"guide_alignment": alignment} if alignment is not None else {}),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, record

@@ -110,6 +110,7 @@ def upscale(
     scale: int | None = None,
     overwrite: bool = False,
     argv: list[str] | None = None,
+    guide: str | Path | None = None,
     **options: Any,
 ) -> list[Path]:
     """Super-resolve scans with a checkpoint; the Python twin of ``mrisr upscale``.
@@ -118,7 +119,9 @@ def upscale(
     or the default weights for ``scale`` (×2 when None; k-space-truncation models) are used.
 
     ``options`` are :class:`mrisr.infer.resolver.UpscaleOptions` fields (axis, tile, batch,
-    ensemble, device, compile, max_memory_mb, progress, ...). Returns the written paths.
+    ensemble, device, compile, max_memory_mb, progress, ...). ``guide``: the high-resolution
+    scan of the guide contrast, for multi-contrast checkpoints (one input scan). Returns the
+    written paths.
     """
     from mrisr.checkpoint import load_checkpoint
     from mrisr.commands import file_sha256, sidecar_path, write_volume_with_sidecar
@@ -147,13 +150,23 @@ def upscale(
         raise ConfigError(f"--model {model} does not match the checkpoint's model {ckpt.name}")
     if scale is not None and scale != ckpt.scale:
         raise ConfigError(f"--scale {scale}: this checkpoint is trained for x{ckpt.scale}")
-    if getattr(net, "needs_guide", False):
+    needs = bool(getattr(net, "needs_guide", False))
+    if needs and guide is None:
         raise ConfigError(
-            f"model '{ckpt.name}' is multi-contrast and needs a high-resolution guide scan; "
-            "guided volume inference (--guide) is not available yet, use a single-contrast "
-            "model"
+            f"model '{ckpt.name}' is multi-contrast: give the high-resolution guide scan of "
+            "the same subject with --guide (e.g. --guide T1.nii.gz)"
+        )
+    if guide is not None and not needs:
+        raise ConfigError(
+            f"model '{ckpt.name}' is single-contrast and takes no --guide; drop --guide or "
+            "use a multi-contrast checkpoint"
         )
     scans = expand_inputs([Path(p) for p in inputs])
+    guide_vol = None
+    if guide is not None:
+        if len(scans) != 1:
+            raise ConfigError(f"--guide goes with one input scan, not {len(scans)}")
+        guide_vol = load_volume(guide)
     outs = plan_outputs(scans, Path(out), ckpt.scale)
     # This rank's share; other ranks check and write their own files concurrently.
     mine = list(zip(scans, outs, strict=True))[rank::world]
@@ -171,6 +184,7 @@ def upscale(
             normalise=ckpt.normalisation,
             training=ckpt.training,
             options=_with_sidecar_axis(opts, src),
+            guide=guide_vol,
         )
         sidecar = {
             "mrisr_version": __version__,
@@ -178,6 +192,7 @@ def upscale(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
             "input": str(src),
             "input_sha256": file_sha256(src),
+            **({"guide": str(guide), "guide_sha256": file_sha256(Path(guide))} if guide else {}),
             "output": str(dst),
             "model": ckpt.name,
             "checkpoint": str(ckpt.path),
