@@ -277,3 +277,13 @@ def test_normalisation_clip_and_validation() -> None:
         Normalisation("minmax")
     with pytest.raises(ConfigError, match="low < high"):
         Normalisation(low=99.0, high=1.0)
+
+
+def test_zscore_clip_is_the_fastmri_clamp() -> None:
+    """``zscore`` + ``clip``: (x − mean) / std clamped to ±6 (SANet's fastMRI transform)."""
+    x = np.concatenate([np.zeros(999), [1000.0]])
+    norm = Normalisation("zscore", clip=True)
+    st = norm.fit(x)
+    y = norm.apply(x, st)
+    assert y.max() == 6.0 and y.min() == pytest.approx(-x.mean() / x.std())
+    assert Normalisation("zscore").apply(x, st).max() > 30  # no clip: unchanged

@@ -149,9 +149,12 @@ def test_recipes_load_and_configs_are_copies(tmp_path: Path) -> None:
     from mrisr.train.config import _read_recipe
 
     for name in names:
-        gan = _read_recipe(RECIPES / f"{name}.yaml").get("task") == "gan"
-        vgg = [f"gan.vgg_weights={IXI}"] if gan and name != "fagan_cpu_x4" else []
-        cfg = load_config(name, [f"data.train=[{IXI}]", *vgg])
+        task = _read_recipe(RECIPES / f"{name}.yaml").get("task")
+        extra = [f"gan.vgg_weights={IXI}"] if task == "gan" and name != "fagan_cpu_x4" else []
+        if task == "multicontrast":
+            t1 = DATA / "ixi002_t1_crop.nii.gz"
+            extra = [f"data.guide=[{t1}]", f"data.val=[{IXI}]", f"data.val_guide=[{t1}]"]
+        cfg = load_config(name, [f"data.train=[{IXI}]", *extra])
         assert cfg.name == name
         copy = REPO / "configs" / f"{name}.yaml"
         assert copy.read_text() == (RECIPES / f"{name}.yaml").read_text(), f"configs/{name}.yaml"

@@ -21,8 +21,9 @@ class Normalisation:
     ``apply`` is ``(x − offset) / scale`` and ``invert`` its inverse, with ``fit`` choosing
     offset and scale by ``mode``: "percentile" (``p_low``, ``p_high − p_low`` from the volume's
     ``low``/``high`` percentiles), "max" (0, max |x|), "zscore" (mean, std) or "none" (0, 1).
-    ``clip`` clamps the normalised values to [0, 1] in "percentile" and "max" modes (so
-    ``invert`` is exact only inside that range); it is ignored by "zscore" and "none". It is
+    ``clip`` clamps the normalised values to [0, 1] in "percentile" and "max" modes and to
+    [−6, 6] in "zscore" mode (the fastMRI / SANet transform), so ``invert`` is exact only
+    inside that range; it is ignored by "none". It is
     off by default: at inference, clipping at the 99.5th percentile would flatten the brightest
     structures (vessels, fat, CSF on T2) of every scan the model sees.
     """
@@ -76,6 +77,8 @@ class Normalisation:
         y = (x - stats["offset"]) / stats["scale"]
         if self.clip and self.mode in ("percentile", "max"):
             y = y.clip(0.0, 1.0)
+        elif self.clip and self.mode == "zscore":
+            y = y.clip(-6.0, 6.0)
         return y
 
     def invert(self, y: Any, stats: Mapping[str, float]) -> Any:
