@@ -204,9 +204,11 @@ def plot_curves(csv_path: Path, out: Path) -> None:
             label = name.removeprefix("val/").removesuffix("_psnr")
             ax_val.axhline(m[name][-1][1], linestyle=style, color="grey", label=label)
     ax_val.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR (mean over volumes)")
-    for ax in axes:
+    # GAN panels have a second axis with its legend at the upper right: keep clear of it
+    where = {0: "lower left", 1: "upper left"} if gan else {}
+    for i, ax in enumerate(axes):
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="upper left" if gan and ax is axes[1] else "best")
+            ax.legend(loc=where.get(i, "best"))
         ax.grid(alpha=0.3)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp.png")
     try:

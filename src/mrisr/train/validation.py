@@ -106,12 +106,13 @@ class Validator:
             for v in self._mine():
                 d = self._volume(v, None)
                 stats, norm = d["stats"], self.ds.normalisation
-                lr = d["lr"].double()
-                bic = bicubic_to_grid(lr, s, off)
-                res = {"bicubic": self._score(norm.invert(bic, stats), d["hr"])}
+                # Interpolate the LR in the scan's intensities: zero-fill returns a magnitude,
+                # which a z-scored image (negative background) would not survive.
+                lr = norm.invert(d["lr"].double(), stats)
+                res = {"bicubic": self._score(bicubic_to_grid(lr, s, off), d["hr"])}
                 if self.kspace:
                     zf = zerofill_upsample(lr, s, offsets=off)
-                    res["zerofill"] = self._score(norm.invert(zf, stats), d["hr"])
+                    res["zerofill"] = self._score(zf, d["hr"])
                 mine[v] = res
             self._baselines = _summarise(_merge(gather_objects(mine, self.world)), self.names)
         return self._baselines
