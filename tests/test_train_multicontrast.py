@@ -144,3 +144,30 @@ def test_pair_config_errors(recipe: Path, cache_dir: Path) -> None:
 
     with pytest.raises(InputError, match="fields of view do not overlap enough"):
         train(load_config(recipe, flair_pair), run_dir=Path(str(cache_dir) + "-flair"))
+
+
+def test_fastmri_h5_pairs_share_the_grid(tmp_path: Path, cache_dir: Path) -> None:
+    """fastMRI-style pairs (PD guide, PD-FS target): two k-space h5 files of one grid pass
+    through unresampled, and the z-scored pairs are clamped to ±6 (the fastMRI transform)."""
+    from mrisr.data import SRSliceDataset
+    from mrisr.data.pairs import pair_guide
+    from mrisr.degrade import fft2c
+    from mrisr.io import load_volume
+    from mrisr.normalisation import Normalisation
+    from tests.test_io import _write_fastmri
+
+    img = np.load(DATA / "ixi002_t2_slices.npy").astype(np.float32)  # [S, H, W]
+    for name, x in (("pdfs", img), ("pd", img.max() - img)):
+        _write_fastmri(
+            tmp_path / f"{name}.h5", fft2c(torch.from_numpy(x).to(torch.complex64)).numpy()
+        )
+    tar, gui = load_volume(tmp_path / "pdfs.h5"), load_volume(tmp_path / "pd.h5")
+    on, rep = pair_guide(tar, gui)
+    assert rep["same_grid"] and rep["interpolation"] == "none"
+    np.testing.assert_array_equal(on.data, gui.data)
+    ds = SRSliceDataset([tmp_path / "pdfs.h5"], 2, [{"method": "kspace-truncate", "scale": 2}],
+                        guides=[tmp_path / "pd.h5"], cache_dir=cache_dir, augment=False,
+                        normalisation=Normalisation("zscore", clip=True))  # fmt: skip
+    item = ds[1]
+    assert item["lr"].shape == (1, 96, 96) and item["guide"].shape == item["hr"].shape
+    assert item["guide"].abs().max() <= 6.0 and item["hr"].abs().max() <= 6.0
