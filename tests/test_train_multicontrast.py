@@ -171,3 +171,24 @@ def test_fastmri_h5_pairs_share_the_grid(tmp_path: Path, cache_dir: Path) -> Non
     item = ds[1]
     assert item["lr"].shape == (1, 96, 96) and item["guide"].shape == item["hr"].shape
     assert item["guide"].abs().max() <= 6.0 and item["hr"].abs().max() <= 6.0
+
+
+def test_normalisation_stats_match_what_inference_fits(cache_dir: Path) -> None:
+    """``stats_from="lr"``: the target is normalised with its LR volume's statistics, and the
+    guide with its whole native volume's — the statistics ``upscale --guide`` fits."""
+    from mrisr.data import SRSliceDataset
+    from mrisr.io import load_volume
+    from mrisr.normalisation import Normalisation
+
+    norm = Normalisation("zscore", clip=True)
+    deg = [{"method": "kspace-truncate", "scale": 2}]
+    ds = SRSliceDataset([IXI], 2, deg, guides=[T1], cache_dir=cache_dir, normalisation=norm,
+                        stats_from="lr", augment=False)  # fmt: skip
+    e = ds.volumes[0]
+    assert e.stats == pytest.approx(norm.fit(np.asarray(e.lr.array)))
+    assert e.guide_stats == pytest.approx(norm.fit(load_volume(T1).data))
+    hr_stats = SRSliceDataset([IXI], 2, deg, cache_dir=cache_dir, normalisation=norm).volumes[0]
+    assert hr_stats.stats["scale"] > e.stats["scale"]  # truncation lowers the std
+    with pytest.raises(ConfigError, match="stats_from 'lr' needs a fixed degradation"):
+        SRSliceDataset([IXI], 2, {"steps": [{"method": "gaussian", "scale": 2,
+                       "sigma": [0.5, 1.0]}]}, cache_dir=cache_dir, stats_from="lr")  # fmt: skip

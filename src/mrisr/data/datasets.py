@@ -157,6 +157,7 @@ class SRSliceDataset(Dataset):
         subject_fn: Callable[[Path], str] | None = None,
         guides: Sequence[str | Path] | None = None,
         min_overlap: float = 0.9,
+        stats_from: str = "hr",
     ) -> None:
         if not scans:
             raise ConfigError("SRSliceDataset needs at least one scan")
@@ -166,6 +167,9 @@ class SRSliceDataset(Dataset):
                 "(e.g. the T1) per target scan, in the same order"
             )
         self.guides = [Path(g) for g in guides] if guides is not None else None
+        if stats_from not in ("hr", "lr"):
+            raise ConfigError(f"stats_from must be 'hr' or 'lr', not {stats_from!r}")
+        self.stats_from = stats_from
         self.min_overlap = float(min_overlap)
         if int(scale) < 1:
             raise ConfigError(f"scale must be a positive integer, got {scale}")
@@ -256,6 +260,17 @@ class SRSliceDataset(Dataset):
                 return self.pipeline(torch.from_numpy(hr_volume()), spacing, gen).image.numpy()
 
             lr = self.cache.array(f"{lkey}.lr.npy", degrade)
+        stats = rec["stats"]
+        if self.stats_from == "lr":  # what inference sees: the LR volume's statistics
+            if lr is None:
+                raise ConfigError(
+                    "stats_from 'lr' needs a fixed degradation (the LR volume is cached once)"
+                )
+            lr_arr = lr
+            stats = self.cache.record(
+                f"{lkey}.lrstats.json",
+                lambda: {"stats": self.normalisation.fit(np.asarray(lr_arr.array))},
+            )["stats"]
         guide = guide_stats = report = None
         if guide_path is not None:
             guide, guide_stats, report = self._prepare_guide(vol, guide_path, order, box, key)
@@ -265,7 +280,7 @@ class SRSliceDataset(Dataset):
             order,
             box,
             spacing,
-            rec["stats"],
+            stats,
             float(rec["threshold"]),
             fg,
             np.asarray(rec["fg_start"], dtype=np.int64),
@@ -285,12 +300,14 @@ class SRSliceDataset(Dataset):
         self, vol: CachedVolume, path: Path, order: tuple[int, ...], box: Any, key: str
     ) -> tuple[LazyArray, dict[str, float], dict[str, Any]]:
         """The guide resampled onto ``vol``'s grid (:func:`mrisr.data.pairs.pair_guide`),
-        cropped like the target, cached; its own normalisation stats; the alignment report."""
+        cropped like the target, cached; its normalisation stats, fitted on the whole guide
+        on its own grid (what ``upscale --guide`` fits too, whatever region the target
+        covers); the alignment report."""
         from mrisr.data.pairs import pair_guide
         from mrisr.io.volume import Volume
 
         gvol = self.cache.get(path)
-        gkey = digest([key, gvol.key, self.min_overlap, "guide-trilinear"])
+        gkey = digest([key, gvol.key, self.min_overlap, "guide-trilinear", "stats-native"])
         (k0, k1), (h0, h1), (w0, w1) = box
         box_of = (slice(k0, k1), slice(h0, h1), slice(w0, w1))
 
@@ -312,7 +329,7 @@ class SRSliceDataset(Dataset):
 
         def fit() -> dict[str, Any]:
             rep = held.get("rep") or paired()[1]
-            return {"stats": self.normalisation.fit(np.asarray(arr.array)), "alignment": rep}
+            return {"stats": self.normalisation.fit(np.asarray(gvol.data)), "alignment": rep}
 
         rec = self.cache.record(f"{gkey}.guide.json", fit)
         return arr, rec["stats"], rec["alignment"]
@@ -372,6 +389,7 @@ class SRSliceDataset(Dataset):
             "foreground_fraction": self.foreground_fraction,
             "augment": self.augment,
             "seed": self.seed,
+            "stats_from": self.stats_from,
             "guides": None if self.guides is None else [p.name for p in self.guides],
             "alignment": None if self.guides is None else [e.alignment for e in self.volumes],
         }

@@ -107,8 +107,9 @@ def upscale_volume(
     ``guide`` (multi-contrast models): a high-resolution scan of another contrast in the same
     scanner space; it is resampled onto the output grid through both affines
     (:func:`mrisr.data.pairs.resample_to_grid`, after :func:`~mrisr.data.pairs.pair_guide`
-    checked the overlap on the input grid), normalised with its own statistics and fed to the
-    model slice by slice as ``model(lr, guide)``.
+    checked the overlap on the input grid), normalised with the statistics of the whole guide
+    (on its own grid, as in training) and fed to the model slice by slice as
+    ``model(lr, guide)``.
 
     Args:
         volume: the LR volume (any orientation).
@@ -152,7 +153,8 @@ def upscale_volume(
         _, alignment = pair_guide(volume, guide)  # overlap and agreement, on the input grid
         out_shape = tuple(n * (scale if a in in_plane else 1) for a, n in enumerate(volume.shape))
         g, _ = resample_to_grid(guide.data, guide.affine, affine, out_shape)  # type: ignore[arg-type]
-        g = normalise.apply(g, normalise.fit(g)) if normalise is not None else g
+        # stats of the whole guide on its own grid, as in training
+        g = normalise.apply(g, normalise.fit(guide.data)) if normalise is not None else g
         guide_slices = torch.from_numpy(np.ascontiguousarray(np.transpose(g, (k, *in_plane))))
     data = volume.data
     stats = normalise.fit(data) if normalise is not None else None

@@ -69,6 +69,7 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
         "cache_dir": cache,
         "fixed_degradation": d.fixed_degradation,
         "crop": crop,
+        "stats_from": d.stats_from,
     }
     train_ds = SRSliceDataset(
         train,

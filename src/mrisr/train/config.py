@@ -102,6 +102,11 @@ class DataConfig(_Strict):
     foreground_fraction: float = Field(0.9, ge=0, le=1)
     augment: bool = True
     normalisation: NormalisationConfig = Field(default_factory=NormalisationConfig)
+    stats_from: Literal["hr", "lr"] = Field(
+        "hr",
+        description="fit the normalisation on the HR scan, or on its degraded LR volume (what "
+        "inference sees; SANet's 'LR mean/std'; needs a fixed degradation)",
+    )
     num_workers: int = Field(0, ge=0)
     cache_dir: str | None = None
 
