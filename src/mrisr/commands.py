@@ -140,6 +140,18 @@ def baseline_volume(ref, name: str, method: str, scale: int, axis: int | None):
     return ref.replace(np.ascontiguousarray(data), ref.affine)
 
 
+def _emit(text: str, output: Path | None, overwrite: bool) -> None:
+    """A report to stdout, or atomically to ``output``."""
+    from mrisr.io.atomic import atomic_outputs
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    with atomic_outputs([output], overwrite=overwrite) as (tmp,):
+        tmp.write_text(text)
+    print(f"wrote {output}")
+
+
 def run_eval(
     ref_path: Path,
     preds: list[Path],
@@ -159,7 +171,7 @@ def run_eval(
     """``mrisr eval``; ``keep_baselines`` (a dict) receives the baseline volumes it made;
     ``fid_weights`` (the FID Inception file) adds ``volume["fid"]`` to every result."""
     from mrisr.io import load_volume
-    from mrisr.io.atomic import atomic_outputs, check_writable
+    from mrisr.io.atomic import check_writable
     from mrisr.io.geometry import resolve_axis
     from mrisr.metrics import evaluate_volume, paired_tests
     from mrisr.report.tables import render
@@ -229,12 +241,7 @@ def run_eval(
             except ConfigError as exc:  # too few slices for a test: say so, keep the metrics
                 report["paired"][metric] = {"n": len(common), "error": str(exc)}
     text = render(report, fmt, per_slice)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with atomic_outputs([output], overwrite=overwrite) as (tmp,):
-            tmp.write_text(text)
-        print(f"wrote {output}")
+    _emit(text, output, overwrite)
     return report
 
 
@@ -470,7 +477,7 @@ def run_fid(
     """
     from mrisr.infer.run import expand_inputs
     from mrisr.io import load_volume
-    from mrisr.io.atomic import atomic_outputs, check_writable
+    from mrisr.io.atomic import check_writable
     from mrisr.io.geometry import resolve_axis
     from mrisr.metrics.fid import frechet_distance_of_features, intensity_window, slice_features
     from mrisr.models.inception import load_fid_inception
@@ -505,10 +512,5 @@ def run_fid(
         "weights": Path(weights).name,
     }
     text = json.dumps(report, indent=2) + "\n"
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with atomic_outputs([output], overwrite=overwrite) as (tmp,):
-            tmp.write_text(text)
-        print(f"wrote {output}")
+    _emit(text, output, overwrite)
     return report

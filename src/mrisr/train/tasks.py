@@ -229,14 +229,18 @@ class SupervisedSR(Task):
     def loss(self, sr: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         return self.loss_fn(sr.float(), batch["hr"].float())
 
+    def losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise on ``batch`` and extra terms to log."""
+        return self.loss(self.forward(batch), batch), {}
+
     def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         assert self.fabric is not None and self.cfg is not None
         model, opt = self.wrapped[self.key], self.optimizers[self.key]
         model.train()
-        loss = self.loss(self.forward(batch), batch)
+        loss, out = self.losses(batch)
         opt.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
-        out = {"loss": loss.detach()}
+        out["loss"] = loss.detach()
         if self.cfg.train.grad_clip is not None:
             norm = self.fabric.clip_gradients(
                 model, opt, max_norm=self.cfg.train.grad_clip, error_if_nonfinite=False
@@ -271,12 +275,9 @@ class MultiContrastSR(SupervisedSR):
 
     name = "multicontrast"
 
-    def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        assert self.fabric is not None and self.cfg is not None
-        model, opt = self.wrapped[self.key], self.optimizers[self.key]
-        model.train()
-        raw = self.nets[self.key]
-        tar, aux = model(batch["lr"], batch["guide"], return_aux=True)
+    def losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        assert self.cfg is not None
+        tar, aux = self.wrapped[self.key](batch["lr"], batch["guide"], return_aux=True)
         alpha = self.cfg.train.target_weight
         l_tar = self.loss_fn(tar.float(), batch["hr"].float())
         out = {"loss/target": l_tar.detach()}
@@ -285,20 +286,7 @@ class MultiContrastSR(SupervisedSR):
             l_aux = self.loss_fn(aux.float(), batch["guide"].float())
             loss = loss + (1 - alpha) * l_aux
             out["loss/guide"] = l_aux.detach()
-        opt.zero_grad(set_to_none=True)
-        self.fabric.backward(loss)
-        out["loss"] = loss.detach()
-        if self.cfg.train.grad_clip is not None:
-            norm = self.fabric.clip_gradients(
-                model, opt, max_norm=self.cfg.train.grad_clip, error_if_nonfinite=False
-            )
-            if norm is not None:
-                out["grad_norm"] = norm.detach()
-        opt.step()
-        self.schedulers[self.key].step()
-        if self.key in self.emas:
-            self.emas[self.key].update(raw)
-        return out
+        return loss, out
 
     @torch.no_grad()
     def predict(self, batch: dict[str, Any]) -> torch.Tensor:
