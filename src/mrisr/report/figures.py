@@ -1,4 +1,4 @@
-"""Figures: side-by-side panels of one slice with error maps, written atomically as PNG."""
+"""Figures: side-by-side panels of one slice with error maps, and MSCN histograms (PNG, atomic)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,49 @@ def comparison_panel(
                 fig.colorbar(im, cax=cax, label="absolute error")
             else:
                 fig.colorbar(im, ax=shown, shrink=0.8, label="absolute error")
+    path = Path(path)
+    with atomic_outputs([path], overwrite=overwrite) as (tmp,):
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
+_MSCN_PANELS = {
+    "mscn": "MSCN coefficients Î",
+    "horizontal": "horizontal Î(m,n)·Î(m,n+1)",
+    "vertical": "vertical Î(m,n)·Î(m+1,n)",
+    "diagonal": "diagonal Î(m,n)·Î(m−1,n−1)",
+    "off_diagonal": "off-diagonal Î(m,n)·Î(m−1,n+1)",
+}
+
+
+def mscn_histogram_plot(
+    histograms: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+    path: str | Path,
+    overwrite: bool = False,
+) -> Path:
+    """Density curves of MSCN coefficients and of their paired products, one curve per
+    image (or volume), overlaid in five panels (as Fig. 5 of the realistic-downsampling GAN
+    paper). ``histograms``: ``{label: mrisr.metrics.noref.mscn_histograms(...)}``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = ["-", "--", ":", "-."]
+    fig, axes = plt.subplots(
+        1, len(_MSCN_PANELS), figsize=(3.3 * len(_MSCN_PANELS), 3.2), constrained_layout=True
+    )
+    for ax, (panel, title) in zip(axes, _MSCN_PANELS.items(), strict=True):
+        for j, (label, h) in enumerate(histograms.items()):
+            x, d = h[panel]
+            ax.plot(x, d, styles[j % len(styles)], lw=1.3, label=label)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("value", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("density", fontsize=8)
+    if histograms:
+        axes[0].legend(fontsize=7, loc="upper left")
     path = Path(path)
     with atomic_outputs([path], overwrite=overwrite) as (tmp,):
         fig.savefig(tmp, dpi=110)
