@@ -257,3 +257,99 @@ def test_mscn_histograms_and_plot(tmp_path, slices) -> None:
     out = mscn_histogram_plot(h, tmp_path / "mscn.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["mscn.png"]
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_no_reference_json_and_plot(tmp_path, test_data, model) -> None:
+    from mrisr.io import load_volume
+    from tests.test_bad_input import run_cli
+
+    t2, flair = test_data / "ixi002_t2_crop.nii.gz", test_data / "flair_crop.nii.gz"
+    out, png = tmp_path / "q.json", tmp_path / "mscn.png"
+    res = run_cli(
+        "eval", "--no-reference", t2, flair, "--format", "json", "-o", out, "--mscn-plot", png
+    )
+    assert res.returncode == 0, res.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    rep = json.loads(out.read_text())
+    assert rep["mode"] == "no-reference" and set(rep["results"]) == {str(t2), str(flair)}
+    direct = noref.niqe_volume(load_volume(t2).data, 2, model)
+    got = rep["results"][str(t2)]
+    assert got["volume"]["niqe"] == pytest.approx(direct["volume"]["niqe"], rel=1e-12)
+    assert got["volume"]["slice_axis"] == 2 and len(got["slices"]) == 6
+    assert [s["niqe"] for s in got["slices"]] == pytest.approx(
+        [s["niqe"] for s in direct["slices"]]
+    )
+    # one scan: the single-result layout; markdown and csv through the same renderers
+    md = run_cli("eval", "--no-reference", t2, "--slices")
+    assert md.returncode == 0 and "| NIQE |" in md.stdout and "Slices of" in md.stdout
+    csv_ = run_cli("eval", "--no-reference", t2, "--format", "csv")
+    rows = csv_.stdout.strip().splitlines()
+    assert rows[0].startswith("image,slice,niqe") and len(rows) == 1 + 1 + 6
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--ref", "{t2}"], "drop --ref"),
+        (["--pred", "{t2}", "--shave", "2"], "drop --pred, --shave"),
+        ([], "needs images"),
+    ],
+)
+def test_cli_no_reference_option_errors(tmp_path, test_data, extra, message) -> None:
+    from tests.test_bad_input import run_cli
+
+    t2 = test_data / "ixi002_t2_crop.nii.gz"
+    args = [a.format(t2=t2) for a in extra] + ([t2] if "needs" not in message else [])
+    out = tmp_path / "q.json"
+    res = run_cli("eval", "--no-reference", *args, "-o", out)
+    assert res.returncode == 2 and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_reference_mode_errors_mention_no_reference(tmp_path, test_data) -> None:
+    from tests.test_bad_input import run_cli
+
+    t2 = test_data / "ixi002_t2_crop.nii.gz"
+    for args, message in (
+        ([t2], "only with --no-reference"),
+        (["--ref", t2, "--pred", t2, "--mscn-plot", tmp_path / "m.png"], "--mscn-plot is for"),
+        (["--pred", t2], "--ref HR"),
+    ):
+        res = run_cli("eval", *args)
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_no_reference_leaves_no_partial_output(tmp_path, test_data) -> None:
+    from unittest import mock
+
+    from tests.test_bad_input import run_cli
+
+    t2 = test_data / "ixi002_t2_crop.nii.gz"
+    out, png = tmp_path / "q.json", tmp_path / "m.png"
+    blank = tmp_path / "blank.nii.gz"
+    import nibabel as nib
+
+    data = np.zeros((40, 40, 3), np.float32)
+    data[5, 5, 1] = 1.0  # not all-zero (load_volume refuses that), but no tissue
+    nib.save(nib.Nifti1Image(data, np.eye(4)), blank)
+    res = run_cli("eval", "--no-reference", t2, blank, "-o", out, "--mscn-plot", png)
+    assert res.returncode == 2 and "background" in res.stderr
+    assert not out.exists() and not png.exists()
+    res = run_cli("eval", "--no-reference", t2, tmp_path / "none.nii.gz", "-o", out)
+    assert res.returncode == 2 and "does not exist" in res.stderr and not out.exists()
+    with mock.patch.object(noref, "PRISTINE_FILE", tmp_path / "gone.json"):
+        res = run_cli("eval", "--no-reference", t2, "-o", out)
+    assert res.returncode == 2 and "NIQE model" in res.stderr and not out.exists()
+    assert len(res.stderr.strip().splitlines()) == 1
+    out.write_text("keep")
+    res = run_cli("eval", "--no-reference", t2, "-o", out)
+    assert res.returncode == 2 and "--overwrite" in res.stderr and out.read_text() == "keep"
+    res = run_cli("eval", "--no-reference", t2, "-o", out, "--overwrite", "--format", "json")
+    assert res.returncode == 0
+    assert json.loads(out.read_text())["mode"] == "no-reference"

@@ -100,7 +100,10 @@ def degrade(
 
 @app.command("eval")
 def evaluate(
-    ref: Path = typer.Option(..., "--ref", help="reference HR scan"),
+    images: list[Path] = typer.Argument(
+        None, metavar="IMG", help="--no-reference: the scans to score"
+    ),
+    ref: Path | None = typer.Option(None, "--ref", help="reference HR scan"),
     pred: list[Path] = typer.Option(None, "--pred", help="SR result(s) on the reference grid"),
     baseline: list[Baseline] = typer.Option(
         None,
@@ -122,10 +125,47 @@ def evaluate(
         help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth): also report the "
         "FID between the reference's slices and each result's",
     ),
+    no_reference: bool = typer.Option(
+        False,
+        "--no-reference",
+        help="score IMG ... without a reference: NIQE per slice and per volume, MSCN "
+        "(BRISQUE) feature summary",
+    ),
+    mscn_plot: Path | None = typer.Option(
+        None, "--mscn-plot", help="--no-reference: also write MSCN histograms here (PNG)"
+    ),
 ) -> None:
     """PSNR / SSIM / NMSE of SR results (or interpolation baselines) against a reference, per
     slice and per volume; with two results, paired t-test and Wilcoxon between them; with
-    --fid, the FID of each result's slices against the reference's."""
+    --fid, the FID of each result's slices against the reference's. With --no-reference IMG
+    ..., no-reference quality (NIQE, MSCN statistics) of each scan instead."""
+    from mrisr.errors import ConfigError
+
+    if no_reference:
+        from mrisr.commands import run_eval_noref
+
+        given = {"--ref": ref, "--pred": pred, "--baseline": baseline, "--mask": mask}
+        given |= {"--fid": fid, "--shave": shave}
+        run_eval_noref(
+            list(images or []),
+            axis,
+            fmt.value,
+            slices,
+            output,
+            overwrite,
+            mscn_plot=mscn_plot,
+            conflicting=[k for k, v in given.items() if v],
+        )
+        return
+    if images:
+        raise ConfigError(
+            f"unexpected argument '{images[0]}': images are scored without a reference only "
+            "with --no-reference; against a reference give --ref HR --pred SR"
+        )
+    if mscn_plot is not None:
+        raise ConfigError("--mscn-plot is for --no-reference")
+    if ref is None:
+        raise ConfigError("give --ref HR with --pred SR or --baseline, or --no-reference IMG ...")
     from mrisr.commands import run_eval
 
     run_eval(

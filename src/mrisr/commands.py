@@ -245,6 +245,86 @@ def run_eval(
     return report
 
 
+def run_eval_noref(
+    images: list[Path],
+    axis: int | None,
+    fmt: str,
+    per_slice: bool,
+    output: Path | None,
+    overwrite: bool,
+    mscn_plot: Path | None = None,
+    conflicting: list[str] | None = None,
+) -> dict:
+    """``mrisr eval --no-reference IMG ...``: NIQE per slice and per volume and a BRISQUE
+    feature summary of each scan, no reference needed; ``mscn_plot`` also writes the MSCN /
+    paired-product histograms of every scan (the report and the figure appear together).
+    ``conflicting``: reference-mode options the user gave (refused)."""
+    from mrisr.io import load_volume
+    from mrisr.io.atomic import atomic_outputs, check_writable
+    from mrisr.io.geometry import resolve_axis
+    from mrisr.metrics.noref import load_niqe_model, mscn_histograms, niqe_volume, to_byte_scale
+    from mrisr.report.tables import render
+
+    if conflicting:
+        raise ConfigError(
+            f"--no-reference scores images without a reference; drop {', '.join(conflicting)}"
+        )
+    if not images:
+        raise ConfigError("--no-reference needs images: mrisr eval --no-reference IMG [IMG ...]")
+    if output is not None:
+        check_writable(output, overwrite)
+    if mscn_plot is not None:
+        check_writable(mscn_plot, overwrite)
+        if output is not None and Path(output).resolve() == Path(mscn_plot).resolve():
+            raise ConfigError("--mscn-plot and --output are the same file; give two names")
+    model = load_niqe_model()  # a missing or corrupt model fails before any work
+    results: dict[str, dict] = {}
+    hists: dict[str, dict] = {}
+    for p in images:
+        vol = load_volume(p)
+        if vol.data.ndim != 3:
+            raise ConfigError(f"'{p}' is not a 3-D scan (shape {vol.data.shape})")
+        k = resolve_axis(axis, vol.zooms, vol.shape)
+        r = niqe_volume(vol.data, k, model)
+        r["volume"]["slice_axis"] = k
+        results[str(p)] = r
+        if mscn_plot is not None:
+            v = np.moveaxis(vol.data, k, 0)
+            win = r["volume"]["window"]
+            scored = (to_byte_scale(v[s["index"]], win) for s in r["slices"])
+            label = Path(p).name if Path(p).name not in hists else str(p)
+            hists[label] = mscn_histograms(scored, None, model.foreground)
+    report: dict[str, Any] = {
+        "mrisr_version": __version__,
+        "mode": "no-reference",
+        "niqe_model": {
+            "patch_size": model.patch_size,
+            "n_patches": model.meta.get("n_patches"),
+            "scans": [s.get("path") for s in model.meta.get("scans", [])],
+        },
+        "results": results,
+    }
+    if len(results) == 1:  # the single-result layout, as in reference mode
+        report.update(next(iter(results.values())))
+    text = render(report, fmt, per_slice)
+    if mscn_plot is None:
+        _emit(text, output, overwrite)
+        return report
+    from mrisr.report.figures import mscn_histogram_plot
+
+    paths = [mscn_plot] + ([output] if output is not None else [])
+    with atomic_outputs(paths, overwrite=overwrite) as tmps:
+        mscn_histogram_plot(hists, tmps[0])
+        if output is not None:
+            tmps[1].write_text(text)
+    if output is None:  # the report is on stdout: keep it clean
+        sys.stdout.write(text)
+        print(f"wrote {mscn_plot}", file=sys.stderr)
+    else:
+        print(f"wrote {output}\nwrote {mscn_plot}")
+    return report
+
+
 def run_info(inp: Path) -> None:
     import nibabel as nib
 

@@ -23,6 +23,8 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
     """``report`` as produced by ``mrisr eval`` → text in ``fmt`` (md, csv or json)."""
     if fmt == "json":
         return json.dumps(report, indent=2, default=_json_safe) + "\n"
+    if report.get("mode") == "no-reference":
+        return _render_noref(report, fmt, per_slice)
     results: dict[str, dict] = report["results"]
     if fmt == "csv":
         buf = io.StringIO()
@@ -84,6 +86,55 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
             ]
             lines += [
                 f"| {s['index']} | {_f(s['psnr'], 2)} | {_f(s['ssim'])} | {_f(s['nmse'], 5)} |"
+                for s in r["slices"]
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def _render_noref(report: dict[str, Any], fmt: str, per_slice: bool) -> str:
+    """``mrisr eval --no-reference``: NIQE and MSCN GGD shape / variance per scan and slice."""
+    results: dict[str, dict] = report["results"]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["image", "slice", "niqe", "mscn_shape", "mscn_var", "n_patches"])
+        for name, r in results.items():
+            v = r["volume"]
+            w.writerow([name, "volume", v["niqe"], v["mscn_shape"], v["mscn_var"], v["n_patches"]])
+            for s in r["slices"]:
+                w.writerow(
+                    [name, s["index"], s["niqe"], s["mscn_shape"], s["mscn_var"], s["n_patches"]]
+                )
+        return buf.getvalue()
+    m = report.get("niqe_model", {})
+    lines = [
+        f"No-reference quality · NIQE (lower is better) against the pristine MR model "
+        f"({m.get('n_patches', '-')} patches of {m.get('patch_size', '-')} px) · MSCN GGD "
+        "shape / variance: means over the scored slices",
+        "",
+        "| image | NIQE | mean slice NIQE | MSCN shape | MSCN variance | slices | patches "
+        "| skipped | slice axis |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in results.items():
+        v = r["volume"]
+        lines.append(
+            f"| {name} | {_f(v['niqe'], 3)} | {_f(v['niqe_mean_slices'], 3)} | "
+            f"{_f(v['mscn_shape'], 3)} | {_f(v['mscn_var'])} | {v['n_slices']} | "
+            f"{v['n_patches']} | {v['n_skipped']} | {v.get('slice_axis', '-')} |"
+        )
+    if per_slice:
+        for name, r in results.items():
+            lines += [
+                "",
+                f"Slices of {name}:",
+                "",
+                "| slice | NIQE | MSCN shape | MSCN variance | patches |",
+                "| ---: | ---: | ---: | ---: | ---: |",
+            ]
+            lines += [
+                f"| {s['index']} | {_f(s['niqe'], 3)} | {_f(s['mscn_shape'], 3)} | "
+                f"{_f(s['mscn_var'])} | {s['n_patches']} |"
                 for s in r["slices"]
             ]
     return "\n".join(lines) + "\n"
