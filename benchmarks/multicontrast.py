@@ -2,7 +2,8 @@
 bicubic / zero-filled interpolation, on real IXI002 T1/T2 with k-space truncation ×2 / ×4.
 
     python benchmarks/multicontrast.py --data ../shared/data --work runs/multicontrast \
-        [--scales 2 4] [--steps 600] [--groups 2 --rcab 2 --feats 32] [--json OUT]
+        [--scales 2 4] [--steps 600] [--groups 2 --rcab 2 --feats 32] [--ablations 2 3 4]
+        [--json OUT]
 
 Protocol (the paper's Tables I–III in miniature, sized for a CPU):
 
@@ -15,7 +16,11 @@ Protocol (the paper's Tables I–III in miniature, sized for a CPU):
   (``--groups`` residual groups of ``--rcab`` RCABs, ``--feats`` channels), the same budget
   (``--steps`` steps, batch 8, LR patches 32 / 16 at ×2 / ×4, Adam 2e-4 with a cosine decay —
   the paper's 1e-5 for 50 epochs does not fit a CPU budget), the same seed; validation on the
-  test slab is only logged (the final weights are tested). Intensities: percentile
+  test slab is only logged (the final weights are tested). ``--ablations 2 3 4`` adds the
+  other rows of the paper's Table III under the same budget: Ab2 (target branch + CSAM, no
+  guide), Ab3 (guide + CSAM, no MSIM, no separable attention), Ab4 (guide + MSIM + CSAM, no
+  separable attention); SANet is the full model (guide + separable attention + MSIM + CSAM).
+  Intensities: percentile
   normalisation (0 → 0, 99.5th percentile → 1, from the LR volume as at inference), not the
   paper's z-score: per-volume z-score statistics depend on what a volume contains — the
   central test slab's T2 has offset/scale 116/174 against 35/102 for a training slab — so
@@ -41,6 +46,12 @@ import numpy as np
 
 TRAIN_SLABS = ((0, 55), (75, 130))
 TEST_SLAB = (60, 70)
+LABELS = {
+    "ab1": "SANet without guide (Ab1)",
+    "ab2": "Ab2: no guide, + CSAM",
+    "ab3": "Ab3: guide + CSAM (no MSIM, no SA)",
+    "ab4": "Ab4: guide + MSIM + CSAM (no SA)",
+}
 
 
 def sh(*args: str) -> None:
@@ -69,7 +80,9 @@ def train(name: str, model: str, scale: int, args: argparse.Namespace, train_sca
     run = args.work / f"{name}_x{scale}"
     if (run / "final").exists():
         return run / "final"
-    guided = model == "sanet"
+    from mrisr.models.registry import get_spec
+
+    guided = get_spec(model).needs_guide
     over = [
         f"name={name}_x{scale}", f"task={'multicontrast' if guided else 'supervised'}",
         f"model.name={model}",
@@ -109,16 +122,21 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=2)
     ap.add_argument("--rcab", type=int, default=2)
     ap.add_argument("--feats", type=int, default=32)
+    ap.add_argument("--ablations", type=int, nargs="*", default=[], choices=(2, 3, 4),
+                    help="also train the Table III ablations Ab2/Ab3/Ab4")  # fmt: skip
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     train_scans, test, t1 = slabs(args.data, args.work)
+    from mrisr.models.registry import get_spec
+
     m = [sys.executable, "-m", "mrisr"]
     table: dict[str, dict] = {}
     for s in args.scales:
         t0 = time.perf_counter()
-        ck = {n: train(n, mod, s, args, train_scans, test, t1)
-              for n, mod in (("sanet", "sanet"), ("ab1", "sanet-ab1"))}  # fmt: skip
+        models = [("sanet", "sanet"), ("ab1", "sanet-ab1")]
+        models += [(f"ab{k}", f"sanet-ab{k}") for k in args.ablations]
+        ck = {n: train(n, mod, s, args, train_scans, test, t1) for n, mod in models}
         train_s = time.perf_counter() - t0
         lr = args.work / f"test_lr_x{s}.nii.gz"
         sh(*m, "degrade", str(test), str(lr), "--method", "kspace-truncate", "--scale", str(s),
@@ -126,13 +144,14 @@ def main() -> None:
         sr = {}
         for n, c in ck.items():
             sr[n] = args.work / f"test_{n}_x{s}.nii.gz"
-            guide = ["--guide", str(t1)] if n == "sanet" else []
+            guide = ["--guide", str(t1)] if get_spec(dict(models)[n]).needs_guide else []
             sh(*m, "upscale", str(lr), str(sr[n]), "--checkpoint", str(c), *guide,
                "--overwrite", "--no-progress")  # fmt: skip
         reports = {}
-        for other in ("ab1", "bicubic", "zerofill"):
+        nets = [n for n in sr if n != "sanet"]
+        for other in (*nets, "bicubic", "zerofill"):
             out = args.work / f"eval_x{s}_sanet_vs_{other}.json"
-            cmp = ["--pred", str(sr[other])] if other == "ab1" else ["--baseline", other]
+            cmp = ["--pred", str(sr[other])] if other in sr else ["--baseline", other]
             sh(*m, "eval", "--ref", str(test), "--pred", str(sr["sanet"]), *cmp, "--method",
                "kspace-truncate", "--scale", str(s), "--format", "json", "-o", str(out),
                "--overwrite")  # fmt: skip
@@ -140,7 +159,8 @@ def main() -> None:
         rows = {}
         first = reports["ab1"]
         rows["SANet (T1 guide)"] = slice_stats(first["results"][str(sr["sanet"])])
-        rows["SANet without guide (Ab1)"] = slice_stats(first["results"][str(sr["ab1"])])
+        for n in nets:
+            rows[LABELS[n]] = slice_stats(reports[n]["results"][str(sr[n])])
         for other, label in (("bicubic", "bicubic"), ("zerofill", "zero-filled")):
             rep = reports[other]
             key = next(k for k in rep["results"] if k.startswith(other))
@@ -153,7 +173,8 @@ def main() -> None:
                           "train_wall_s": round(train_s, 1), "test_slices": n_test}  # fmt: skip
     meta = {
         "protocol": {"train_slices": TRAIN_SLABS, "test_slices": TEST_SLAB, "steps": args.steps,
-                     "groups": args.groups, "rcab": args.rcab, "feats": args.feats},
+                     "groups": args.groups, "rcab": args.rcab, "feats": args.feats,
+                     "ablations": args.ablations},
         "results": table,
     }  # fmt: skip
     (args.work / "results.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -165,7 +186,7 @@ def main() -> None:
             "| method | PSNR (dB) | SSIM | NMSE | P (PSNR) vs SANet | P (SSIM) vs SANet |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
-        key_of = {"SANet without guide (Ab1)": "ab1", "bicubic": "bicubic",
+        key_of = {**{v: k for k, v in LABELS.items()}, "bicubic": "bicubic",
                   "zero-filled": "zerofill"}  # fmt: skip
         for label, r in t["rows"].items():
             p = t["p_sanet_vs"].get(key_of.get(label, ""), {})
