@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("lightning")
 pytest.importorskip("pydantic")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mrisr.errors import ConfigError, InputError, OutputError  # noqa: E402
@@ -154,6 +155,12 @@ def test_recipes_load_and_configs_are_copies(tmp_path: Path) -> None:
         if task == "multicontrast":
             t1 = DATA / "ixi002_t1_crop.nii.gz"
             extra = [f"data.guide=[{t1}]", f"data.val=[{IXI}]", f"data.val_guide=[{t1}]"]
+        if task == "dsgan":
+            extra = [f"data.lr_real=[{IXI}]"]
+        if name == "edsr_realistic_kernel_x2":
+            k = tmp_path / "k.npy"
+            np.save(k, np.full((13, 13), 1 / 169), allow_pickle=False)
+            extra = [f"data.degradation=[{{method: kernel, kernel: {k}, scale: 2}}]"]
         cfg = load_config(name, [f"data.train=[{IXI}]", *extra])
         assert cfg.name == name
         copy = REPO / "configs" / f"{name}.yaml"

@@ -24,6 +24,7 @@ class Method(str, enum.Enum):
     kspace_truncate = "kspace-truncate"
     kspace_zerofill = "kspace-zerofill"
     thick_slice = "thick-slice"
+    kernel = "kernel"
 
 
 class Baseline(str, enum.Enum):
@@ -45,9 +46,14 @@ def degrade(
     ),
     out: Path = typer.Argument(..., metavar="OUT", help="LR output, .nii or .nii.gz"),
     method: Method = typer.Option(..., "--method", "-m", help="acquisition model"),
-    scale: int = typer.Option(2, "--scale", "-s", min=1, help="integer in-plane factor"),
+    scale: int | None = typer.Option(
+        None, "--scale", "-s", min=1, help="in-plane factor [default: 2; kernel: its sidecar's]"
+    ),
     axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
     seed: int | None = typer.Option(None, help="seed of every random draw (noise)"),
+    kernel: Path | None = typer.Option(
+        None, help="kernel: the .npy blur kernel (from mrisr learn-kernel)"
+    ),
     crop: bool = typer.Option(False, help="crop centrally when the scale does not divide"),
     sigma: float | None = typer.Option(None, help="gaussian: σ in HR pixels"),
     fwhm_mm: float | None = typer.Option(None, help="gaussian: PSF FWHM in mm"),
@@ -65,8 +71,15 @@ def degrade(
 ) -> None:
     """Simulate a lower-resolution acquisition of IN; write OUT and the sidecar OUT.json."""
     from mrisr.commands import run_degrade
+    from mrisr.errors import ConfigError
 
+    if method is Method.kernel and kernel is None:
+        raise ConfigError("--method kernel needs --kernel K.npy (made by mrisr learn-kernel)")
+    if kernel is not None and method is not Method.kernel:
+        raise ConfigError(f"--kernel is for --method kernel, not {method.value}")
+    given_scale, scale = scale, 2 if scale is None else scale
     fields: dict = {
+        "kernel": {"kernel": str(kernel), "scale": given_scale},
         "bicubic": {"scale": scale},
         "gaussian": {"scale": scale, "sigma": sigma, "fwhm_mm": fwhm_mm},
         "kspace-truncate": {"scale": scale, "axes": kspace_axes, "keep_mean": keep_mean},
@@ -295,6 +308,31 @@ def train(
     from mrisr.train import run_train
 
     run_train(config, list(overrides or []), resume=resume, run_dir=run_dir, stop_at=stop_at)
+
+
+@app.command("learn-kernel")
+def learn_kernel(
+    out: Path = typer.Argument(..., metavar="OUT", help="kernel .npy (OUT.json, OUT.png beside)"),
+    hr: Path = typer.Option(..., "--hr", help="HR scan (the sharp acquisition)"),
+    lr: Path = typer.Option(..., "--lr", help="real LR scan of the same protocol (unpaired)"),
+    scale: int = typer.Option(..., "--scale", "-s", help="2 or 4"),
+    steps: int = typer.Option(3000, min=1, help="iterations (the paper: 3000)"),
+    slice_index: int | None = typer.Option(
+        None, "--slice", min=0, help="learn from this HR slice only (per-slice, as the paper)"
+    ),
+    denoise: bool = typer.Option(False, help="non-local-means denoise the LR slices first"),
+    seed: int = typer.Option(0, help="seed of the crops and the initialisation"),
+    axis: int | None = typer.Option(None, help="HR slice axis (default: coarsest spacing)"),
+    run_dir: Path | None = typer.Option(None, help="keep the training run here (logs, curves)"),
+    overwrite: bool = typer.Option(False, help="replace OUT, OUT.json and OUT.png"),
+) -> None:
+    """Learn the scanner's HR → LR blur kernel from unpaired slices of two scans (DSGAN:
+    KernelGAN's deep linear generator against a Sobel-edge patch discriminator); use it with
+    `mrisr degrade --method kernel --kernel OUT` or `data.degradation` in a recipe."""
+    from mrisr.train.learn_kernel import learn_kernel as run
+
+    run(hr, lr, scale, out, steps=steps, slice_index=slice_index, denoise=denoise, seed=seed,
+        axis=axis, run_dir=run_dir, overwrite=overwrite, argv=sys.argv)  # fmt: skip
 
 
 @app.command()

@@ -19,6 +19,7 @@ import torch
 
 from mrisr.degrade.base import IDENTITY, AxisMap, Degradation, Degraded
 from mrisr.degrade.blur import Gaussian
+from mrisr.degrade.kernel import Kernel
 from mrisr.degrade.kspace import KspaceTruncate, KspaceZerofill
 from mrisr.degrade.noise import Rician
 from mrisr.degrade.resize import Bicubic
@@ -27,7 +28,7 @@ from mrisr.errors import ConfigError
 
 METHODS: dict[str, type[Degradation]] = {
     cls.method: cls
-    for cls in (Bicubic, Gaussian, KspaceTruncate, KspaceZerofill, Rician, ThickSlice)
+    for cls in (Bicubic, Gaussian, Kernel, KspaceTruncate, KspaceZerofill, Rician, ThickSlice)
 }
 
 

@@ -33,6 +33,8 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
     from mrisr.normalisation import Normalisation
 
     d = cfg.data
+    if cfg.task == "dsgan":
+        return _unpaired(cfg)
     crop = tuple(d.crop) if d.crop else None
     cache = d.cache_dir
     if d.protocol == "ixi-csn":
@@ -100,3 +102,29 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
         names["guide"] = [Path(p).name for p in d.guide]
         names["val_guide"] = [Path(p).name for p in d.val_guide]
     return train_ds, val_ds, names
+
+
+def _unpaired(cfg: RunConfig) -> tuple[Any, None, dict[str, list[str]]]:
+    """task: dsgan: unpaired HR / real-LR crops, no validation set."""
+    from mrisr.data.unpaired import UnpairedCrops
+    from mrisr.models.dsgan import kernel_size_of
+    from mrisr.normalisation import Normalisation
+
+    d, c = cfg.data, cfg.dsgan
+    assert c is not None
+    ds = UnpairedCrops(
+        [Path(p) for p in d.train],
+        [Path(p) for p in d.lr_real],
+        d.scale,
+        hr_crop=c.hr_crop,
+        kernel_size=kernel_size_of(c.structure),
+        normalisation=Normalisation(**d.normalisation.model_dump()),
+        denoise=c.denoise,
+        denoise_strength=c.denoise_strength,
+        slice_index=c.slice,
+        axis=d.axis,
+        samples_per_epoch=d.samples_per_epoch or 3000,
+        seed=cfg.train.seed,
+    )
+    names = {"train": [Path(p).name for p in d.train], "lr_real": [Path(p).name for p in d.lr_real]}
+    return ds, None, names

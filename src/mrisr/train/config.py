@@ -86,6 +86,10 @@ class DataConfig(_Strict):
         description="multi-contrast: the guide scan (e.g. T1) of each data.train scan, same order",
     )
     val_guide: list[str] = Field(default_factory=list, description="guides of data.val")
+    lr_real: list[str] = Field(
+        default_factory=list,
+        description="task: dsgan: real low-resolution scans (unpaired with data.train, the HR)",
+    )
     min_overlap: float = Field(0.9, gt=0, le=1, description="guide's cover of the target's FOV")
     protocol: Literal["none", "ixi-csn"] = "none"
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -110,7 +114,7 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0)
     cache_dir: str | None = None
 
-    @field_validator("train", "val", "guide", "val_guide", mode="before")
+    @field_validator("train", "val", "guide", "val_guide", "lr_real", mode="before")
     @classmethod
     def _one_path_is_a_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -251,6 +255,41 @@ class GANConfig(_Strict):
         return self
 
 
+class DSGANConfig(_Strict):
+    """Learning a degradation kernel from unpaired HR and real LR scans (``task: dsgan``; the
+    realistic-downsampling GAN = KernelGAN on MRI, spec §5.4).
+
+    The generator minimises ``mean|D(G(hr)) − 1| + R(k)`` with the kernel regularisers
+    ``R = λ_bicubic·bicubic + λ_sum2one·|1 − Σk| + λ_boundaries·boundaries + λ_centre·centre +
+    λ_sparse·sparse``; D minimises ``½(mean|D(lr) − 1| + mean|D(G(hr))|)``. Schedule: once the
+    bicubic MSE is below ``bicubic_threshold`` for ``bicubic_patience`` steps in a row,
+    ``λ_bicubic ← max(λ_bicubic / decay_rate, lambda_bicubic_min)`` every ``decay_every``
+    steps; the first time it is below ``constraints_below``, λ_centre and λ_sparse switch on.
+    """
+
+    hr_crop: int = Field(64, ge=16)
+    structure: list[int] = Field(default_factory=lambda: [7, 5, 3, 1, 1, 1])
+    n_feats: int = Field(64, ge=1)
+    noise_std: float = Field(1 / 255, ge=0, description="N(0, σ²) on D's inputs (KernelGAN)")
+    lambda_bicubic: float = Field(5.0, ge=0)
+    lambda_sum2one: float = Field(0.5, ge=0)
+    lambda_boundaries: float = Field(0.5, ge=0)
+    lambda_centre: float = Field(1.0, ge=0, description="value once the constraints start")
+    lambda_sparse: float = Field(5.0, ge=0, description="value once the constraints start")
+    bicubic_threshold: float = Field(0.4, gt=0)
+    bicubic_patience: int = Field(3, ge=1)
+    decay_every: int = Field(200, ge=1)
+    decay_rate: float = Field(100.0, gt=1)
+    lambda_bicubic_min: float = Field(5e-6, ge=0)
+    constraints_below: float = Field(5e-3, gt=0)
+    denoise: bool = Field(False, description="non-local-means denoise the real LR slices first")
+    denoise_strength: float = Field(0.8, gt=0, description="NLM h as a multiple of the noise σ")
+    slice: int | None = Field(
+        None, ge=0, description="per-slice: learn from this HR slice (and the LR slice there)"
+    )
+    d_optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=2e-4, betas=(0.5, 0.999)))
+
+
 class ValConfig(_Strict):
     """Validation on whole slices, scored per volume."""
 
@@ -281,7 +320,7 @@ class RunConfig(_Strict):
     base: str | None = Field(
         None, description="recipe this one extends (merged before validation; kept for the record)"
     )
-    task: Literal["supervised", "gan", "multicontrast"] = "supervised"
+    task: Literal["supervised", "gan", "multicontrast", "dsgan"] = "supervised"
     model: ModelConfig
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -289,6 +328,7 @@ class RunConfig(_Strict):
     train: TrainConfig
     val: ValConfig = Field(default_factory=ValConfig)
     gan: GANConfig | None = None
+    dsgan: DSGANConfig | None = None
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
     @model_validator(mode="after")
@@ -304,6 +344,16 @@ class RunConfig(_Strict):
             raise ValueError(
                 "data.guide: task: multicontrast needs a guide scan per training scan "
                 "(data.guide=[...], and data.val_guide for data.val)"
+            )
+        if (self.task == "dsgan") != (self.dsgan is not None):
+            raise ValueError(
+                "dsgan: task: dsgan needs a dsgan section (dsgan: {}) and the section is "
+                "only for task: dsgan"
+            )
+        if (self.task == "dsgan") != bool(self.data.lr_real):
+            raise ValueError(
+                "data.lr_real: task: dsgan learns from real LR scans (data.lr_real=[...]); "
+                "other tasks make their LR with data.degradation"
             )
         if self.task != "multicontrast" and (self.data.guide or self.data.val_guide):
             raise ValueError("data.guide: guide scans are for task: multicontrast")
@@ -427,7 +477,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
     data = raw.get("data")
     if not isinstance(data, dict):
         return
-    for key in ("train", "val", "guide", "val_guide"):
+    for key in ("train", "val", "guide", "val_guide", "lr_real"):
         entries = data.get(key)
         if isinstance(entries, str):
             entries = [entries]
@@ -435,6 +485,20 @@ def _resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
             continue  # pydantic reports the type error with the key
         where = Path.cwd() if f"data.{key}" in from_cli else base
         data[key] = [s for e in entries for s in _expand(e, where, f"data.{key}")]
+    steps = data.get("degradation")
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and step.get("method") == "kernel":
+            entry = step.get("kernel")
+            if isinstance(entry, str) and entry:
+                where = Path.cwd() if "data.degradation" in from_cli else base
+                p = Path(os.path.expanduser(entry))
+                p = p if p.is_absolute() else where / p
+                if not p.is_file():
+                    raise ConfigError(
+                        f"data.degradation: kernel '{entry}' does not exist (looked at {p}); "
+                        "learn one with mrisr learn-kernel"
+                    )
+                step["kernel"] = str(p)
     if isinstance(data.get("cache_dir"), str) and "data.cache_dir" not in from_cli:
         data["cache_dir"] = str(base / os.path.expanduser(data["cache_dir"]))
 
@@ -487,6 +551,13 @@ def _check_model(cfg: RunConfig, source: str) -> None:
 
     from mrisr.models.registry import get_spec
 
+    if cfg.task == "dsgan" or cfg.model.name == "dsgan":
+        if cfg.task != "dsgan" or cfg.model.name != "dsgan" or cfg.model.args:
+            raise ConfigError(
+                f"{source}: model.name: the kernel-learning generator is model.name: dsgan with "
+                "task: dsgan (its layers are set in the dsgan section)"
+            )
+        return
     try:
         spec = get_spec(cfg.model.name)
     except ConfigError as e:

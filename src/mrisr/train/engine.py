@@ -103,6 +103,7 @@ def _shareable(cfg: RunConfig) -> dict[str, Any]:
     out = cfg.model_dump(mode="json")
     out["data"]["train"] = [Path(p).name for p in cfg.data.train]
     out["data"]["val"] = [Path(p).name for p in cfg.data.val]
+    out["data"]["lr_real"] = [Path(p).name for p in cfg.data.lr_real]
     out["data"]["cache_dir"] = None
     if cfg.model.init_from:
         out["model"]["init_from"] = Path(cfg.model.init_from).name
@@ -149,6 +150,7 @@ class _Loop:
             "sched": cfg.sched.model_dump(),
             "loss": cfg.train.loss,
             "gan": cfg.gan.model_dump(exclude={"vgg_weights"}) if cfg.gan else None,
+            "dsgan": cfg.dsgan.model_dump() if cfg.dsgan else None,
             "ema_decay": cfg.train.ema_decay,
             "weights": "ema" if self.task.emas else "model",
             "precision": cfg.trainer.precision,

@@ -297,10 +297,31 @@ class MultiContrastSR(SupervisedSR):
             return net(batch["lr"], batch["guide"]).float()
 
 
-from mrisr.train.gan import GANTask  # noqa: E402  (it builds on the classes above)
+class _TaskTable(dict):
+    """``TASKS[name]`` → the task class; the tasks in their own modules (which import this
+    one) are registered on first use, so any module may be imported first."""
 
-TASKS: dict[str, type[Task]] = {
-    SupervisedSR.name: SupervisedSR,
-    GANTask.name: GANTask,
-    MultiContrastSR.name: MultiContrastSR,
-}
+    def _fill(self) -> None:
+        if GANTask_name not in dict.keys(self):
+            from mrisr.train.dsgan import DSGANTask
+            from mrisr.train.gan import GANTask
+
+            self.update({GANTask.name: GANTask, DSGANTask.name: DSGANTask})
+
+    def __getitem__(self, key: str) -> type[Task]:
+        self._fill()
+        return dict.__getitem__(self, key)
+
+    def __iter__(self):  # type: ignore[override]
+        self._fill()
+        return dict.__iter__(self)
+
+    def keys(self):  # type: ignore[override]
+        self._fill()
+        return dict.keys(self)
+
+
+GANTask_name = "gan"
+TASKS: dict[str, type[Task]] = _TaskTable(
+    {SupervisedSR.name: SupervisedSR, MultiContrastSR.name: MultiContrastSR}
+)
