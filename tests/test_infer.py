@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from mrisr.errors import ConfigError
 from mrisr.infer import SelfEnsemble, tiled_forward
 from mrisr.infer.resolver import UpscaleOptions, upscale_affine, upscale_volume
 from mrisr.io import Volume
@@ -127,7 +128,11 @@ def test_upscale_volume_axis_batch_and_tiles_agree() -> None:
         lr, net, 2, options=UpscaleOptions(progress=False, batch=7, tile=8, margin=4, blend=2)
     )
     np.testing.assert_allclose(a.data, b.data, atol=1e-5)
-    c, _ = upscale_volume(lr, net, 2, options=UpscaleOptions(progress=False, axis=2))
+    # axis 2 makes a 2 mm x 1 mm plane: refused unless forced (issue 13)
+    with pytest.raises(ConfigError, match="ratio 2.00"):
+        upscale_volume(lr, net, 2, options=UpscaleOptions(progress=False, axis=2))
+    opts = UpscaleOptions(progress=False, axis=2, force_plane=True)
+    c, _ = upscale_volume(lr, net, 2, options=opts)
     assert c.shape == (24, 36, 20)
 
 
@@ -232,7 +237,7 @@ def test_upscale_errors(tmp_path, test_data, tiny_checkpoint) -> None:
 def test_upscale_takes_the_slice_axis_from_a_degrade_sidecar(tmp_path, test_data, tiny_checkpoint):
     """k-space ×2 of the T2 crop makes the in-plane spacing (1.875 mm) coarser than the slices
     (1.25 mm): the sidecar of `mrisr degrade` keeps upscale on the degraded axes; without it
-    the coarsest-spacing rule picks another axis, and --axis overrides."""
+    the shared-spacing rule finds them too, and an --axis across spacings is refused."""
     from tests.test_bad_input import run_cli
 
     hr = test_data / "ixi002_t2_crop.nii.gz"
@@ -250,12 +255,17 @@ def test_upscale_takes_the_slice_axis_from_a_degrade_sidecar(tmp_path, test_data
     shift[:2, 3] = -0.5
     np.testing.assert_allclose(out.affine, ref.affine @ shift, atol=1e-4)
     (tmp_path / "lr.nii.gz.json").unlink()
+    # Without the sidecar the two axes that share a spacing (1.875 mm) are the plane, not the
+    # coarsest pair (which made 0.94 x 1.875 x 0.625 mm before issue 13) ...
     res = run_cli("upscale", lr, tmp_path / "b.nii.gz", "--checkpoint", tiny_checkpoint)
-    assert res.returncode == 0 and nib.load(tmp_path / "b.nii.gz").shape != out.shape
+    assert res.returncode == 0 and nib.load(tmp_path / "b.nii.gz").shape == out.shape
+    assert "plane of axes 0,1 (shared spacing)" in res.stdout
+    # ... and a plane across 1.875 and 1.25 mm is refused unless forced.
     res = run_cli(
-        "upscale", lr, tmp_path / "c.nii.gz", "--checkpoint", tiny_checkpoint, "--axis", 2
+        "upscale", lr, tmp_path / "c.nii.gz", "--checkpoint", tiny_checkpoint, "--axis", 0
     )
-    assert res.returncode == 0 and nib.load(tmp_path / "c.nii.gz").shape == out.shape
+    assert res.returncode == 2 and "--force-plane" in res.stderr
+    assert not (tmp_path / "c.nii.gz").exists()
 
 
 def test_memory_bound_picks_tiles_and_keeps_the_result() -> None:

@@ -252,7 +252,21 @@ def upscale(
     scale: int | None = typer.Option(
         None, help="x2 or x4 with the shipped defaults; with --checkpoint, a check"
     ),
-    axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
+    axis: int | None = typer.Option(
+        None,
+        help="slice axis (default: a mrisr degrade sidecar's, else the axis whose spacing the "
+        "other two do not share)",
+    ),
+    force_plane: bool = typer.Option(
+        False,
+        "--force-plane",
+        help="run even across in-plane axes whose spacings differ by more than 1.4x",
+    ),
+    clamp: bool = typer.Option(
+        True,
+        help="clip the output to the input's range: >= 0 for magnitude images, <= the "
+        "integer storage maximum (255 for uint8); --no-clamp keeps the raw network output",
+    ),
     tile: int = typer.Option(0, help="tile size in LR pixels (0: whole slices)"),
     max_memory: float | None = typer.Option(None, help="MB bound for one forward: picks tiles"),
     batch: int = typer.Option(4, min=1, help="slices per forward"),
@@ -284,6 +298,8 @@ def upscale(
         argv=sys.argv,
         guide=guide,
         axis=axis,
+        force_plane=force_plane,
+        clamp=clamp,
         tile=tile,
         max_memory_mb=max_memory,
         batch=batch,

@@ -19,7 +19,7 @@ from torch import nn
 from mrisr.errors import ConfigError
 from mrisr.infer.ensemble import SelfEnsemble
 from mrisr.infer.tiling import tiled_forward
-from mrisr.io.geometry import grid_affine, resolve_axis
+from mrisr.io.geometry import check_plane, choose_plane, grid_affine
 from mrisr.io.volume import Volume
 
 
@@ -27,7 +27,10 @@ from mrisr.io.volume import Volume
 class UpscaleOptions:
     """How to run a model over a volume."""
 
-    axis: int | None = None  # slice axis; default: the coarsest spacing
+    axis: int | None = None  # slice axis; default: the axis whose spacing the other two don't share
+    axis_source: str = "--axis"  # who gave ``axis`` (recorded): --axis or a degrade sidecar
+    force_plane: bool = False  # run across in-plane axes of very different spacing anyway
+    clamp: bool = True  # clip the output to the input's physical range (magnitude ≥ 0)
     tile: int = 0  # core tile size in LR pixels; 0 = whole slices, -1 = from max_memory_mb
     margin: int = 16
     blend: int = 8
@@ -124,14 +127,29 @@ def upscale_volume(
     opt = options or UpscaleOptions()
     t0 = time.perf_counter()
     device = pick_device(opt.device)
-    k = resolve_axis(opt.axis, volume.zooms, volume.shape)
-    in_plane = [a for a in range(3) if a != k]
+    plane = choose_plane(volume.zooms, volume.shape, opt.axis)
+    check_plane(plane, opt.force_plane)
+    k = plane.slice_axis
+    in_plane = list(plane.in_plane)
+    plane_record = plane.record()
+    if opt.axis is not None:
+        plane_record["rule"] = opt.axis_source
     net: nn.Module = model.to(device).eval()
     # channels_last is 4-D only: models with 3-D convolutions (SANet's CSAM) stay contiguous
     cl = opt.channels_last and device.type != "mps" and all(p.dim() != 5 for p in net.parameters())
     if cl:
         net = net.to(memory_format=torch.channels_last)
-    fn: nn.Module = SelfEnsemble(net) if opt.ensemble else net
+    offset = lr_grid_offset(training, scale)
+    # The ensemble advances the progress bar by 1/8 of the batch after each of its passes, so
+    # that even a slow ×8 run shows an ETA after its first pass (tiles advance per batch).
+    progress: dict[str, Any] = {"bar": None, "per_pass": 0.0}
+
+    def on_pass(_i: int) -> None:
+        if progress["bar"] is not None and progress["per_pass"]:
+            progress["bar"](progress["per_pass"])
+
+    ens = SelfEnsemble(net, scale, offset, on_pass=on_pass) if opt.ensemble else None
+    fn: nn.Module = ens if ens is not None else net
     if opt.compile:
         fn = torch.compile(fn)  # type: ignore[assignment]
     needs = bool(getattr(net, "needs_guide", False))
@@ -144,7 +162,6 @@ def upscale_volume(
         )
     if guide is not None and (opt.ensemble or opt.tile or opt.max_memory_mb):
         raise ConfigError("--guide works without --ensemble, --tile and --max-memory")
-    offset = lr_grid_offset(training, scale)
     affine = upscale_affine(volume.affine, in_plane, scale, offset)
     guide_slices, alignment = None, None
     if guide is not None:
@@ -171,10 +188,11 @@ def upscale_volume(
         if tile >= max(h, w):
             tile = 0
     out = np.empty((n, scale * h, scale * w), dtype=np.float32)
-    bar = _progress(opt.progress, n)
-    with torch.inference_mode():
+    bar = progress["bar"] = _progress(opt.progress, n)
+    with torch.inference_mode(), _closing(bar):
         for start in range(0, n, opt.batch):
             xb = slices[start : start + opt.batch, None].to(device)
+            progress["per_pass"] = xb.shape[0] / 8 if ens is not None and not tile else 0.0
             if cl:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             if guide_slices is not None:
@@ -185,16 +203,18 @@ def upscale_volume(
             else:
                 yb = fn(xb)
             out[start : start + xb.shape[0]] = yb[:, 0].float().cpu().numpy()
-            bar(xb.shape[0])
-    bar(0, done=True)
+            if not progress["per_pass"]:
+                bar(xb.shape[0])
     hr = np.transpose(out, np.argsort((k, *in_plane)))
     if normalise is not None:
         hr = normalise.invert(hr, stats)
+    clamp_record = clamp_to_input_range(hr, volume) if opt.clamp else {"applied": False}
     result = volume.replace(np.ascontiguousarray(hr, dtype=np.float32), affine)
     record = {
         "scale": scale,
         "slice_axis": k,
         "in_plane_axes": in_plane,
+        "plane": plane_record,
         "lr_grid_offset": offset,
         "input_shape": list(volume.shape),
         "output_shape": list(result.shape),
@@ -206,11 +226,64 @@ def upscale_volume(
         "blend": opt.blend if tile else 0,
         "batch": opt.batch,
         "ensemble": opt.ensemble,
+        **({"ensemble_grid_shift_px": ens.shift} if ens is not None else {}),
+        "clamp": clamp_record,
         "normalisation_stats": stats,
         **({"guide_alignment": alignment} if alignment is not None else {}),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, record
+
+
+def input_range(volume: Volume) -> tuple[float | None, float | None]:
+    """The physical range of values an SR result of ``volume`` may take.
+
+    Lower bound 0 when the input is a magnitude image (no negative voxel): MR magnitude is
+    never negative, and the networks' undershoot around edges and in the background (down to
+    −158 on a [0, 1000] scan) is an artefact. Upper bound the largest value of the input's
+    integer storage type when every input value fits it unscaled (uint8 → 255): a saturated
+    8-bit scan cannot hold brighter voxels. ``None`` where no bound applies (an input with
+    negative values — phase, z-scored — or float / rescaled storage).
+    """
+    lo = 0.0 if float(volume.data.min()) >= 0 else None
+    hi = None
+    dt = np.dtype(volume.orig_dtype)
+    if dt.kind in "iu" and float(volume.data.max()) <= np.iinfo(dt).max:
+        hi = float(np.iinfo(dt).max)
+    return lo, hi
+
+
+def clamp_to_input_range(hr: np.ndarray, volume: Volume) -> dict[str, Any]:
+    """Clip ``hr`` in place to :func:`input_range` of ``volume``; return what was done."""
+    lo, hi = input_range(volume)
+    below = int(np.count_nonzero(hr < lo)) if lo is not None else 0
+    above = int(np.count_nonzero(hr > hi)) if hi is not None else 0
+    record: dict[str, Any] = {
+        "applied": True,
+        "range": [lo, hi],
+        "raw_min": float(hr.min()),
+        "raw_max": float(hr.max()),
+        "voxels_below": below,
+        "voxels_above": above,
+    }
+    if lo is not None or hi is not None:
+        np.clip(hr, lo, hi, out=hr)
+    else:
+        record["note"] = "the input has negative values (not a magnitude image): not clamped"
+    return record
+
+
+class _closing:
+    """Stop a progress bar however the loop ends."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+
+    def __enter__(self):
+        return self.bar
+
+    def __exit__(self, *exc) -> None:
+        self.bar(0, done=True)
 
 
 def _progress(enabled: bool, total: int):
@@ -222,12 +295,14 @@ def _progress(enabled: bool, total: int):
     prog = Progress(
         TextColumn("upscaling"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} slices"),
+        TextColumn("{task.completed:.0f}/{task.total} slices"),
         TimeRemainingColumn(),
         transient=True,
+        speed_estimate_period=24 * 3600.0,  # the mean speed of the run: batches can take minutes
     )
     task = prog.add_task("slices", total=total)
     prog.start()
+    prog.advance(task, 0)  # a first sample at t0: the ETA shows after the first update
 
     def advance(nslices: int, done: bool = False) -> None:
         if nslices:

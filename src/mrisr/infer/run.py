@@ -7,6 +7,7 @@ writes its own files, so no gathering is needed.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,7 +95,7 @@ def _with_sidecar_axis(opts: Any, src: Path) -> Any:
     import dataclasses
 
     print(f"{src.name}: slice axis {axis} from its mrisr degrade sidecar (--axis overrides)")
-    return dataclasses.replace(opts, axis=axis)
+    return dataclasses.replace(opts, axis=axis, axis_source="mrisr degrade sidecar")
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -124,10 +125,11 @@ def upscale(
     written paths.
     """
     from mrisr.checkpoint import load_checkpoint
-    from mrisr.commands import file_sha256, sidecar_path, write_volume_with_sidecar
+    from mrisr.commands import file_sha256, write_volume_with_sidecar
     from mrisr.infer.resolver import UpscaleOptions, pick_device, upscale_volume
     from mrisr.io import load_volume
-    from mrisr.io.atomic import check_writable
+    from mrisr.io.geometry import check_plane, choose_plane
+    from mrisr.io.nifti import check_nifti_output
 
     if isinstance(inputs, str | Path):
         inputs = [inputs]
@@ -170,20 +172,24 @@ def upscale(
     outs = plan_outputs(scans, Path(out), ckpt.scale)
     # This rank's share; other ranks check and write their own files concurrently.
     mine = list(zip(scans, outs, strict=True))[rank::world]
-    for _, o in mine:  # fail before any work
-        check_writable(o, overwrite)
-        check_writable(sidecar_path(o), overwrite)
+    for _, o in mine:  # fail before any work: a bad name, an existing file, no folder
+        check_nifti_output(o, overwrite)
     written = []
     for src, dst in mine:
         vol = load_volume(src)
         t0 = time.time()
+        scan_opts = _with_sidecar_axis(opts, src)
+        plane = choose_plane(vol.zooms, vol.shape, scan_opts.axis)
+        check_plane(plane, scan_opts.force_plane)  # before any work
+        if plane.ambiguous:
+            print(f"warning: {src.name}: {plane.ambiguous}", file=sys.stderr)
         result, record = upscale_volume(
             vol,
             net,
             ckpt.scale,
             normalise=ckpt.normalisation,
             training=ckpt.training,
-            options=_with_sidecar_axis(opts, src),
+            options=scan_opts,
             guide=guide_vol,
         )
         sidecar = {
@@ -203,8 +209,10 @@ def upscale(
         }
         write_volume_with_sidecar(result, dst, sidecar, overwrite)
         written.append(dst)
+        plane = record["plane"]
+        a, b = plane["in_plane_axes"]
         print(
-            f"wrote {dst} {result.shape} zooms {tuple(round(z, 4) for z in result.zooms)} mm "
-            f"({record['seconds']:.1f} s)"
+            f"wrote {dst} {result.shape} zooms {tuple(round(z, 4) for z in result.zooms)} mm, "
+            f"plane of axes {a},{b} ({plane['rule']}) ({record['seconds']:.1f} s)"
         )
     return written

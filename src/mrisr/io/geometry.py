@@ -3,25 +3,135 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from mrisr.errors import ConfigError
 
+#: Spacings within this relative tolerance count as equal ("shared") when choosing the plane.
+SHARED_RTOL = 0.01
+#: A 2-D model is refused across in-plane axes whose spacings differ by more than this ratio
+#: (unless forced): it was trained on square pixels, and e.g. 0.88 × 5 mm is not a plane of them.
+MAX_IN_PLANE_RATIO = 1.4
 
-def slice_axis_for(zooms: Sequence[float], shape: Sequence[int] | None = None) -> int:
-    """The through-plane axis: the one with the coarsest spacing.
 
-    Ties (isotropic voxels) go to the last axis, the usual slice axis of NIfTI files; a singleton
-    axis (a 2-D image stored as H×W×1) always wins, since there is nothing in-plane about it.
+@dataclass(frozen=True)
+class PlaneChoice:
+    """Which two array axes form the image plane, and why.
+
+    ``rule``: ``given`` (an explicit axis), ``singleton`` (a 2-D image stored H×W×1),
+    ``shared spacing`` (exactly two axes share a spacing), ``isotropic`` (all three do: the
+    last axis is the slice axis, NIfTI's usual layout) or ``closest spacings`` (no two axes
+    share one: the pair with the most similar spacings). ``ambiguous`` says why the choice
+    could be wrong (None when it cannot); ``ratio`` is the in-plane spacing ratio (≥ 1).
     """
+
+    slice_axis: int
+    in_plane: tuple[int, int]
+    rule: str
+    ambiguous: str | None
+    ratio: float
+    zooms: tuple[float, float, float]
+
+    def describe(self) -> str:
+        """E.g. ``in-plane axes 0,1 (1.875 x 1.875 mm, shared spacing), slice axis 2``."""
+        a, b = self.in_plane
+        za, zb = self.zooms[a], self.zooms[b]
+        return (
+            f"in-plane axes {a},{b} ({za:.4g} x {zb:.4g} mm, {self.rule}), "
+            f"slice axis {self.slice_axis}"
+        )
+
+    def record(self) -> dict:
+        return {
+            "slice_axis": self.slice_axis,
+            "in_plane_axes": list(self.in_plane),
+            "in_plane_zooms_mm": [round(self.zooms[a], 6) for a in self.in_plane],
+            "rule": self.rule,
+            "ambiguous": self.ambiguous,
+        }
+
+
+def _ratio(za: float, zb: float) -> float:
+    lo, hi = sorted((za, zb))
+    return hi / lo if lo > 0 else float("inf")
+
+
+def choose_plane(
+    zooms: Sequence[float], shape: Sequence[int] | None = None, axis: int | None = None
+) -> PlaneChoice:
+    """Choose the image plane of a volume: the two axes that share a spacing.
+
+    The slice axis is the one whose spacing differs from the other two — not simply the
+    coarsest: after an in-plane ×2 degradation of a 0.94×0.94×1.25 mm scan the in-plane
+    spacing (1.875 mm) is coarser than the slices (1.25 mm), and "coarsest" would pick an
+    in-plane axis. ``axis`` (a user's or a sidecar's slice axis) overrides the choice; a
+    singleton axis (H×W×1) always is the slice axis.
+    """
+    z = tuple(float(v) for v in zooms)
+    if len(z) != 3:
+        raise ConfigError(f"a 3-D volume has three voxel sizes, got {len(z)}")
+
+    def make(k: int, rule: str, ambiguous: str | None) -> PlaneChoice:
+        a, b = (i for i in range(3) if i != k)
+        return PlaneChoice(k, (a, b), rule, ambiguous, _ratio(z[a], z[b]), z)  # type: ignore[arg-type]
+
+    if axis is not None:
+        return make(resolve_axis(axis, z, shape or (2, 2, 2)), "given", None)
     if shape is not None:
         singles = [i for i, n in enumerate(shape) if n == 1]
         if singles:
-            return singles[-1]
-    z = np.asarray(zooms, dtype=float)
-    coarsest = np.flatnonzero(np.isclose(z, z.max(), rtol=1e-3))
-    return int(coarsest[-1])
+            return make(singles[-1], "singleton", None)
+    pairs = {k: _ratio(*(z[i] for i in range(3) if i != k)) for k in range(3)}
+    shared = [k for k, r in pairs.items() if r <= 1 + SHARED_RTOL]
+    if len(shared) == 3:
+        return make(
+            2,
+            "isotropic",
+            "isotropic voxels: every plane is as good; the last axis was taken as the slice "
+            "axis (pass --axis to choose)",
+        )
+    if len(shared) == 1:
+        return make(shared[0], "shared spacing", None)
+    ranked = sorted(pairs.values())
+    close = [k for k, r in pairs.items() if r <= ranked[0] * (1 + SHARED_RTOL)]
+    k = max(close, key=lambda c: (z[c], c))  # of equally good planes, the coarsest slice axis
+    a, b = (i for i in range(3) if i != k)
+    clear = len(close) == 1 and ranked[1] > 1.2 * ranked[0]
+    return make(
+        k,
+        "closest spacings",
+        None
+        if clear
+        else f"no two axes share a spacing ({z[0]:.4g}, {z[1]:.4g}, {z[2]:.4g} mm) and no "
+        f"plane is clearly the image plane; took axes {a},{b} (pass --axis to choose)",
+    )
+
+
+def slice_axis_for(zooms: Sequence[float], shape: Sequence[int] | None = None) -> int:
+    """The through-plane axis: the one whose spacing differs from the other two
+    (:func:`choose_plane`); a singleton axis (a 2-D image stored as H×W×1) always wins."""
+    return choose_plane(zooms, shape).slice_axis
+
+
+def check_plane(choice: PlaneChoice, force: bool = False) -> None:
+    """Refuse a 2-D model run across axes of very different spacing, unless ``force``."""
+    if force or choice.ratio <= MAX_IN_PLANE_RATIO:
+        return
+    a, b = choice.in_plane
+    z = choice.zooms
+    good = choose_plane(z)
+    hint = (
+        f"the plane of axes {good.in_plane[0]},{good.in_plane[1]} is --axis {good.slice_axis}"
+        if good.ratio <= MAX_IN_PLANE_RATIO and good.slice_axis != choice.slice_axis
+        else "no plane of this volume has square pixels"
+    )
+    raise ConfigError(
+        f"in-plane axes {a},{b} have spacings {z[a]:.4g} and {z[b]:.4g} mm "
+        f"(ratio {choice.ratio:.2f} > {MAX_IN_PLANE_RATIO}): an in-plane model would run across "
+        f"a through-plane direction; {hint} (or pass --force-plane to run anyway)"
+    )
 
 
 def resolve_axis(axis: int | None, zooms: Sequence[float], shape: Sequence[int]) -> int:

@@ -15,6 +15,21 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MGH_SUFFIXES = (".mgz", ".mgh")
 
 
+def check_nifti_output(path: str | Path, overwrite: bool = False) -> Path:
+    """Check, before any work, that ``path`` is a writable NIfTI output name (.nii / .nii.gz)
+    and that its JSON sidecar ``path.json`` may be written too."""
+    from mrisr.io.atomic import check_writable
+
+    p = Path(path)
+    if not str(p).endswith(NIFTI_SUFFIXES):
+        raise ConfigError(
+            f"output '{p}' must end with .nii or .nii.gz (mrisr writes volumes as NIfTI)"
+        )
+    check_writable(p, overwrite)
+    check_writable(p.with_name(p.name + ".json"), overwrite)
+    return p
+
+
 def load_nifti(path: str | Path, volume_index: int | None = None) -> Volume:
     """Read a 3-D NIfTI or MGZ file (any orientation) as a float32 :class:`Volume`.
 
