@@ -48,7 +48,7 @@ def run_both(ckpt: Path, onnx_path: Path, shape: tuple[int, ...]) -> tuple[np.nd
 def test_export_matches_pytorch_on_other_sizes(
     name: str, checkpoints: dict[str, Path], tmp_path: Path
 ) -> None:
-    out = export_onnx(checkpoints[name], tmp_path / f"{name}.onnx")
+    out = export_onnx(checkpoints[name], tmp_path / f"{name}.onnx", bare=True)
     for shape in ((1, 1, 13, 9), (3, 1, 32, 40)):
         got, want = run_both(checkpoints[name], out, shape)
         assert got.shape == (shape[0], 1, 2 * shape[2], 2 * shape[3])
@@ -77,7 +77,7 @@ def test_size_dependent_model_needs_fixed_size(
     with pytest.raises(ConfigError, match=r"fixed_size=\(h, w\)"):
         export_onnx(checkpoints["srcnn"], tmp_path / "srcnn.onnx")
     assert list(tmp_path.iterdir()) == []
-    out = export_onnx(checkpoints["srcnn"], tmp_path / "srcnn.onnx", fixed_size=(15, 11))
+    out = export_onnx(checkpoints["srcnn"], tmp_path / "srcnn.onnx", fixed_size=(15, 11), bare=True)
     got, want = run_both(checkpoints["srcnn"], out, (2, 1, 15, 11))
     assert np.abs(got - want).max() <= 1e-4
     dims = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim

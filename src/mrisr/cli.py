@@ -18,6 +18,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from mrisr import __version__
+
+        typer.echo(f"mrisr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="print the version (mrisr X.Y.Z) and exit",
+    ),
+) -> None:
+    """MRI super-resolution toolkit: super-resolve, degrade and evaluate real scans."""
+
+
 class Method(str, enum.Enum):
     bicubic = "bicubic"
     gaussian = "gaussian"
@@ -353,9 +374,15 @@ def learn_kernel(
 
 @app.command()
 def models(
-    fmt: Fmt = typer.Option(Fmt.md, "--format", help="md or json"),
+    fmt: Fmt = typer.Option(
+        Fmt.md,
+        "--format",
+        help="md (two tables), csv (one row per model x scale) or json (model rows, each "
+        "with its shipped_weights: path, sha256, held-out PSNRs)",
+    ),
 ) -> None:
-    """List every model with its parameter count per scale next to the paper's."""
+    """List every model with its parameter count per scale next to the paper's, and the
+    shipped weights."""
     from mrisr.commands import run_models
 
     run_models(fmt.value)
@@ -363,15 +390,29 @@ def models(
 
 @app.command()
 def export(
-    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT"),
+    checkpoint: str = typer.Argument(
+        ...,
+        metavar="CHECKPOINT",
+        help="checkpoint folder, or shipped weights by name (e.g. edsr-kspace-x2)",
+    ),
     onnx: Path = typer.Option(..., "--onnx", help="output .onnx file"),
     opset: int = typer.Option(17, help="ONNX opset"),
+    bare: bool = typer.Option(
+        False,
+        "--bare",
+        help="the network alone (normalised lr -> normalised sr); default: raw lr + the "
+        "volume's stats (offset, scale) -> raw sr, the normalisation inside the graph",
+    ),
     overwrite: bool = typer.Option(False, help="replace the output if it exists"),
 ) -> None:
-    """Export a checkpoint to ONNX (dynamic batch, height and width), checked in onnxruntime."""
+    """Export a checkpoint to ONNX (dynamic batch, height and width), checked in onnxruntime.
+
+    The graph takes lr [B,1,h,w] in the scan's intensities and stats [N,2] = (offset, scale)
+    fitted on the whole volume (the rule is in the metadata mrisr_normalisation), and returns
+    sr in the scan's intensities."""
     from mrisr.export import export_onnx
 
-    export_onnx(checkpoint, onnx, opset=opset, overwrite=overwrite)
+    export_onnx(checkpoint, onnx, opset=opset, overwrite=overwrite, bare=bare)
     print(f"wrote {onnx}")
 
 

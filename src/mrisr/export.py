@@ -1,4 +1,17 @@
-"""Export a checkpoint to ONNX: input ``lr`` [B, 1, h, w] → output ``sr`` [B, 1, s·h, s·w].
+"""Export a checkpoint to ONNX, with the checkpoint's intensity normalisation inside the graph.
+
+The default graph takes the raw LR slices and the volume's normalisation statistics::
+
+    lr    [B, 1, h, w]  float32, the scan's own intensities (slices along the slice axis)
+    stats [N, 2]        float32, (offset, scale) of the whole volume; N = 1 (one volume) or B
+    sr    [B, 1, s·h, s·w] = net((lr − offset) / scale) · scale + offset   (scan intensities)
+
+The statistics are fitted once per volume (:meth:`mrisr.normalisation.Normalisation.fit`:
+percentiles of every finite voxel of the whole LR volume for the shipped weights), so they
+cannot be constants of the graph; the rule is written into the ONNX metadata
+(``mrisr_normalisation``, JSON: mode, percentiles, the fit / apply / invert formulas) and
+:func:`normalisation_stats` computes them. With ``bare=True`` the graph is the network alone:
+``lr`` (already normalised) → ``sr`` (normalised).
 
 Exporter: the legacy TorchScript-based ``torch.onnx.export(..., dynamo=False)``. With torch 2.13
 the default torch.export-based ("dynamo") exporter needs the ``onnxscript`` package, which is
@@ -30,6 +43,7 @@ from mrisr.checkpoint import Checkpoint, load_checkpoint
 from mrisr.errors import ConfigError, OutputError
 from mrisr.io.atomic import atomic_outputs, check_writable
 from mrisr.models.registry import get_spec
+from mrisr.normalisation import Normalisation
 
 TOLERANCE = 1e-4  # max |onnxruntime − PyTorch| accepted by the check
 MIN_OPSET = 11  # DepthToSpace (PixelShuffle) in CRD mode; the legacy exporter stops at 20
@@ -37,33 +51,42 @@ _PROBE_SHAPES = ((1, 1, 24, 20), (2, 1, 17, 31))
 
 
 def export_onnx(
-    checkpoint_dir: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     opset: int = 17,
     overwrite: bool = False,
     check: bool = True,
     fixed_size: tuple[int, int] | None = None,
+    bare: bool = False,
 ) -> Path:
-    """Export the checkpoint at ``checkpoint_dir`` to the ONNX file ``out_path`` (atomically).
+    """Export ``checkpoint`` to the ONNX file ``out_path`` (atomically).
 
     Args:
+        checkpoint: a checkpoint folder, or the name of shipped weights (``edsr-kspace-x2``,
+            see :data:`mrisr.weights.SHIPPED`).
         opset: ONNX opset version.
         check: run onnxruntime on a 1×1×24×20 and a 2×1×17×31 input (with ``fixed_size``:
-            1×1×h×w and 2×1×h×w) and require max |ORT − PyTorch| ≤ 1e-4; nothing is written
-            otherwise. Needs ``onnxruntime`` (``pip install 'mrisr[export]'``).
+            1×1×h×w and 2×1×h×w) and require max |ORT − PyTorch| ≤ 1e-4 (in normalised units:
+            the difference divided by the stats' scale); nothing is written otherwise. Needs
+            ``onnxruntime`` (``pip install 'mrisr[export]'``).
         fixed_size: LR (h, w) to export for; height and width are then fixed (batch stays
             dynamic). Required for models whose computation depends on the input size.
+        bare: export the network alone (``lr`` normalised → ``sr`` normalised) instead of
+            the graph with the normalisation (``lr``, ``stats`` → ``sr``, see the module doc).
 
     The ONNX file carries the checkpoint's model, init_args, scale and normalisation as
-    metadata (``mrisr_checkpoint``, JSON), which an ONNX consumer needs to pre/post-process.
+    metadata (``mrisr_checkpoint``, JSON) and the normalisation rule (``mrisr_normalisation``,
+    JSON, with ``in_graph`` true unless ``bare``).
     """
+    from mrisr.weights import resolve_checkpoint
+
     if opset < MIN_OPSET:
         raise ConfigError(
             f"opset {opset} is too old for the zoo's layers; use {MIN_OPSET} or newer"
         )
     out = check_writable(out_path, overwrite)
     ort = _import_onnxruntime() if check else None
-    model, ckpt = load_checkpoint(checkpoint_dir)
+    model, ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
     if get_spec(ckpt.name).needs_guide:
         raise ConfigError(
             f"model '{ckpt.name}' needs a guide image; ONNX export supports "
@@ -78,12 +101,100 @@ def export_onnx(
     inputs = [torch.rand(s, generator=gen) for s in shapes]
     if fixed_size is None:
         _require_size_independent(model, inputs, ckpt.name)
+    graph: nn.Module = model if bare else NormalisedSR(model, ckpt.normalisation)
+    feeds = [(x,) for x in inputs] if bare else _with_stats(inputs, gen)
     with atomic_outputs([out], overwrite=overwrite) as (tmp,):
-        _export(model, inputs[0], tmp, opset, dynamic=fixed_size is None)
-        _add_metadata(tmp, ckpt)
+        _export(graph, feeds[0], tmp, opset, dynamic=fixed_size is None)
+        _add_metadata(tmp, ckpt, bare)
         if ort is not None:
-            _compare(ort, tmp, model, inputs)
+            _compare(ort, tmp, graph, feeds)
     return out
+
+
+class NormalisedSR(nn.Module):
+    """``net`` between a checkpoint's normalisation and its inverse, with the statistics as an
+    input: ``(lr [B,1,h,w], stats [N,2]) → net(clip((lr − o) / s)) · s + o``, where
+    ``stats[:, 0]`` is the offset o and ``stats[:, 1]`` the scale s (N = 1 or B): the same
+    arithmetic, in the same order, as :meth:`Normalisation.apply` / :meth:`~Normalisation.invert`
+    in :func:`mrisr.infer.resolver.upscale_volume`."""
+
+    def __init__(self, net: nn.Module, normalisation: Normalisation) -> None:
+        super().__init__()
+        self.net = net
+        self.bounds: tuple[float, float] | None = None
+        if normalisation.clip and normalisation.mode in ("percentile", "max"):
+            self.bounds = (0.0, 1.0)
+        elif normalisation.clip and normalisation.mode == "zscore":
+            self.bounds = (-6.0, 6.0)
+
+    def forward(self, lr: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        offset = stats[:, 0].reshape(-1, 1, 1, 1)
+        scale = stats[:, 1].reshape(-1, 1, 1, 1)
+        x = (lr - offset) / scale
+        if self.bounds is not None:
+            x = x.clamp(*self.bounds)
+        return self.net(x) * scale + offset
+
+
+def normalisation_stats(volume_data: Any, normalisation: Normalisation) -> np.ndarray:
+    """The ``stats`` input of a normalised export for one volume: ``[[offset, scale]]``
+    (float32, shape [1, 2]) from :meth:`Normalisation.fit` on the whole volume."""
+    st = normalisation.fit(volume_data)
+    return np.array([[st["offset"], st["scale"]]], dtype=np.float32)
+
+
+def fit_rule(normalisation: Normalisation) -> dict[str, Any]:
+    """The normalisation as the ``mrisr_normalisation`` metadata states it (JSON-ready)."""
+    n = normalisation
+    voxels = "v = every finite voxel of the whole LR volume (all slices), in float64"
+    fit = {
+        "percentile": (
+            f"offset = P({n.low}), scale = P({n.high}) - P({n.low}), where P(q) = "
+            f"numpy.percentile(v, q) (linear interpolation) and {voxels}"
+        ),
+        "max": f"offset = 0, scale = max(|v|), {voxels}",
+        "zscore": f"offset = mean(v), scale = std(v) (population, ddof = 0), {voxels}",
+        "none": "offset = 0, scale = 1",
+    }[n.mode]
+    if n.mode != "none":
+        fit += "; a scale that is not > 0 becomes 1; an empty v gives offset 0, scale 1"
+    bounds = NormalisedSR(nn.Identity(), n).bounds
+    apply = "x = (lr - offset) / scale"
+    if bounds is not None:
+        apply += f", then clipped to [{bounds[0]:g}, {bounds[1]:g}]"
+    return {
+        "mode": n.mode,
+        "low": n.low,
+        "high": n.high,
+        "clip": n.clip,
+        "fit": fit,
+        "apply": apply,
+        "invert": "sr = net(x) * scale + offset",
+        "stats_input": "stats [N, 2] float32 = (offset, scale), N = 1 (broadcast) or B",
+        "not_in_graph": (
+            "mrisr upscale then clips sr to the input's range: >= 0 when the LR volume has no "
+            "negative voxel, <= the integer storage maximum (e.g. 255 for uint8) when every "
+            "value fits it (--no-clamp skips this)"
+        ),
+    }
+
+
+def _with_stats(
+    inputs: Sequence[torch.Tensor], gen: torch.Generator
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Probe feeds for the normalised graph: raw intensities of a scan (tens to hundreds)
+    with one set of stats per batch (N = 1) and, for batches > 1, one per slice (N = B)."""
+    feeds = []
+    for x in inputs:
+        b = x.shape[0]
+        offsets = torch.rand(b, generator=gen) * 20.0
+        scales = 300.0 + torch.rand(b, generator=gen) * 600.0
+        raw = offsets[0] + x * scales[0]
+        feeds.append((raw, torch.stack([offsets[:1], scales[:1]], dim=1)))
+        if b > 1:
+            raw = offsets.view(-1, 1, 1, 1) + x * scales.view(-1, 1, 1, 1)
+            feeds.append((raw, torch.stack([offsets, scales], dim=1)))
+    return feeds
 
 
 def _import_onnxruntime() -> Any:
@@ -134,13 +245,18 @@ def _ignore_export_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*opset version.*is not supported.*")
 
 
-def _export(model: nn.Module, example: torch.Tensor, path: Path, opset: int, dynamic: bool) -> None:
+def _export(
+    model: nn.Module, example: tuple[torch.Tensor, ...], path: Path, opset: int, dynamic: bool
+) -> None:
     axes: dict[str, dict[int, str]] = {"lr": {0: "batch"}, "sr": {0: "batch"}}
     if dynamic:
         axes = {
             "lr": {0: "batch", 2: "height", 3: "width"},
             "sr": {0: "batch", 2: "out_height", 3: "out_width"},
         }
+    names = ["lr", "stats"][: len(example)]
+    if len(example) > 1:
+        axes["stats"] = {0: "stats_batch"}
     kwargs: dict[str, Any] = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # see the module docstring
@@ -149,9 +265,9 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path, opset: int, dyn
         try:
             torch.onnx.export(
                 model,
-                (example,),
+                example,
                 str(path),
-                input_names=["lr"],
+                input_names=names,
                 output_names=["sr"],
                 dynamic_axes=axes,
                 opset_version=opset,
@@ -165,7 +281,7 @@ def _export(model: nn.Module, example: torch.Tensor, path: Path, opset: int, dyn
             raise ConfigError(f"ONNX export at opset {opset} failed: {first}") from None
 
 
-def _add_metadata(path: Path, ckpt: Checkpoint) -> None:
+def _add_metadata(path: Path, ckpt: Checkpoint, bare: bool) -> None:
     try:
         import onnx
     except ImportError:  # the metadata is a convenience; the export itself needs no onnx
@@ -178,29 +294,50 @@ def _add_metadata(path: Path, ckpt: Checkpoint) -> None:
         "normalisation": ckpt.config.get("normalisation"),
         "checkpoint_sha256": ckpt.sha256,
     }
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "mrisr_checkpoint", json.dumps(card)
-    proto.doc_string = f"mrisr {ckpt.name} x{ckpt.scale}: lr [B,1,h,w] -> sr [B,1,sh,sw]"
+    from mrisr import __version__
+
+    rule = {"in_graph": not bare, **fit_rule(ckpt.normalisation)}
+    for key, value in (
+        ("mrisr_checkpoint", card),
+        ("mrisr_normalisation", rule),
+        ("mrisr_version", __version__),
+    ):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+    s = ckpt.scale
+    proto.doc_string = (
+        f"mrisr {ckpt.name} x{s}: lr [B,1,h,w] normalised -> sr [B,1,{s}h,{s}w] normalised"
+        if bare
+        else f"mrisr {ckpt.name} x{s}: lr [B,1,h,w] raw + stats [N,2] = (offset, scale) of "
+        f"the volume -> sr [B,1,{s}h,{s}w] raw = net((lr - offset) / scale) * scale + offset; "
+        "the fit rule of the stats: metadata mrisr_normalisation"
+    )
     onnx.save(proto, str(path))
 
 
-def _compare(ort: Any, path: Path, model: nn.Module, inputs: Sequence[torch.Tensor]) -> None:
+def _compare(
+    ort: Any, path: Path, model: nn.Module, feeds: Sequence[tuple[torch.Tensor, ...]]
+) -> None:
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own exception types
         raise OutputError(f"onnxruntime cannot load the export: {str(e)[:300]}") from None
-    for x in inputs:
+    for feed in feeds:
+        x = feed[0]
         shape = "x".join(map(str, x.shape))
         with torch.no_grad():
-            want = model(x).numpy()
+            want = model(*feed).numpy()
+        # differences in normalised units: divided by the scale the intensities were given
+        unit = feed[1][:, 1].reshape(-1, 1, 1, 1).numpy() if len(feed) > 1 else 1.0
+        inputs = {name: t.numpy() for name, t in zip(("lr", "stats"), feed, strict=False)}
         try:
-            got = session.run(["sr"], {"lr": x.numpy()})[0]
+            got = session.run(["sr"], inputs)[0]
         except Exception as e:  # ORT raises its own exception types
             raise OutputError(
                 f"onnxruntime cannot run the exported model on a {shape} input: {str(e)[:300]}; "
                 "nothing was written"
             ) from None
-        diff = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+        diff = float((np.abs(got - want) / unit).max()) if got.shape == want.shape else np.inf
         if not diff <= TOLERANCE:
             raise OutputError(
                 f"ONNX check failed on a {shape} input: onnxruntime output {got.shape} differs "

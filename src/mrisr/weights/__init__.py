@@ -12,10 +12,11 @@ scan acquired with a smaller matrix loses resolution.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from mrisr.errors import ConfigError
+from mrisr.errors import ConfigError, InputError
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,6 +78,24 @@ def shipped_path(name: str) -> Path:
             "mrisr or pass --checkpoint DIR"
         )
     return p
+
+
+def resolve_checkpoint(spec: str | os.PathLike[str]) -> Path:
+    """A checkpoint given as a path (a folder, or its config.json / model.safetensors) or as
+    the name of shipped weights (``edsr-kspace-x2``); an existing path wins over a name.
+
+    A path that does not exist and is no shipped name is an :class:`InputError` that lists the
+    shipped names. The path itself is validated by :func:`mrisr.checkpoint.read_config`.
+    """
+    p = Path(spec)
+    if p.exists():
+        return p
+    if str(spec) in SHIPPED:
+        return shipped_path(str(spec))
+    raise InputError(
+        f"checkpoint '{spec}' is neither a checkpoint folder nor the name of shipped weights "
+        f"({', '.join(SHIPPED)})"
+    )
 
 
 def default_weights(scale: int | None = None, model: str | None = None) -> str:
