@@ -81,6 +81,11 @@ def run_degrade(
         **record,
     }
     write_volume_with_sidecar(result, out, sidecar, overwrite)
+    for w in record.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    if record.get("crop"):
+        box = ", ".join(f"axis {a} [{lo}:{hi}]" for a, (lo, hi) in record["crop"].items())
+        print(f"cropped the input to {box} (the LR grid is that crop's)", file=sys.stderr)
     print(
         f"wrote {out} {result.shape} zooms {tuple(round(z, 4) for z in result.zooms)} mm "
         f"and {sidecar_path(out).name}"
@@ -88,25 +93,39 @@ def run_degrade(
     return sidecar
 
 
-def _on_same_grid(vol, ref, what: str, tol_voxels: float = 0.1) -> None:
-    """Voxel-wise scores need the same grid: the same shape and the same voxel positions in
-    scanner space (within ``tol_voxels`` of the reference's smallest voxel)."""
-    if vol.shape != ref.shape:
-        raise ConfigError(
-            f"{what} has shape {vol.shape} but the reference has {ref.shape}; evaluate results "
-            f"on the reference grid (same scale and crop)"
-        )
-    a, b = np.asarray(vol.affine, float), np.asarray(ref.affine, float)
-    corners = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-    corners[:, :3] *= np.asarray(ref.shape, float) - 1
-    shift = float(np.abs((corners @ a.T - corners @ b.T)[:, :3]).max())
-    if shift > tol_voxels * min(ref.zooms):
-        raise ConfigError(
-            f"{what} has the reference's shape but lies up to {shift:.2f} mm away from its grid "
-            "(affines differ); voxel-wise scores would compare misaligned voxels. A k-space LR "
-            "image whose matrix is odd sits on a shifted grid: degrade a crop whose in-plane "
-            "size is a multiple of 2x the scale"
-        )
+def _reference_on(ref, vol, what: str):
+    """The reference on ``vol``'s grid: ``ref`` itself, or the integer-voxel crop of it that
+    ``vol`` covers (a result of ``mrisr degrade --crop`` then ``upscale``), with the crop's
+    ``[start:stop]`` per axis. Any other grid is a one-line ConfigError."""
+    from mrisr.io.geometry import check_same_grid, grid_affine, place_on_grid
+
+    place = place_on_grid(vol.shape, vol.affine, ref.shape, ref.affine)
+    if place.same:
+        return ref, None
+    if place.sub_box and vol.shape != ref.shape:
+        box = place.box()
+        maps = {a: (1.0, float(s.start)) for a, s in enumerate(box)}
+        cropped = ref.replace(np.ascontiguousarray(ref.data[box]), grid_affine(ref.affine, maps))
+        return cropped, [[s.start, s.stop] for s in box]
+    if vol.shape == ref.shape:
+        try:
+            check_same_grid(vol.shape, vol.affine, ref.shape, ref.affine, what)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc}. An LR whose k-space matrix is odd sits on a shifted grid: make it with "
+                "`mrisr degrade --crop` (in-plane sizes a multiple of 2x the scale) and eval "
+                "scores the result on that crop"
+            ) from None
+    why = (
+        "it is not an integer-voxel crop of the reference grid"
+        if not place.inside or place.on_lattice
+        else f"its voxels lie up to {place.shift_mm:.2f} mm off the reference's voxels"
+    )
+    raise ConfigError(
+        f"{what} has shape {vol.shape} on a grid that is not the reference's {ref.shape} and "
+        f"{why}; evaluate results on the reference grid: an LR made by `mrisr degrade --crop` "
+        "keeps it (in-plane sizes a multiple of 2x the scale)"
+    )
 
 
 def baseline_volume(ref, name: str, method: str, scale: int, axis: int | None):
@@ -167,13 +186,20 @@ def run_eval(
     overwrite: bool,
     keep_baselines: dict | None = None,
     fid_weights: Path | None = None,
+    progress: bool = True,
 ) -> dict:
     """``mrisr eval``; ``keep_baselines`` (a dict) receives the baseline volumes it made;
-    ``fid_weights`` (the FID Inception file) adds ``volume["fid"]`` to every result."""
+    ``fid_weights`` (the FID Inception file) adds ``volume["fid"]`` to every result.
+
+    A prediction on an integer-voxel crop of the reference grid (``degrade --crop`` then
+    ``upscale``) is scored against the same crop of the reference (and mask); the crop is
+    recorded as ``reference_crop`` and the baselines are made from it. A progress bar over
+    slices is drawn on a terminal."""
     from mrisr.io import load_volume
     from mrisr.io.atomic import check_writable
-    from mrisr.io.geometry import resolve_axis
+    from mrisr.io.geometry import check_same_grid, resolve_axis
     from mrisr.metrics import evaluate_volume, paired_tests
+    from mrisr.progress import slice_progress
     from mrisr.report.tables import render
 
     if not preds and not baselines:
@@ -189,25 +215,53 @@ def run_eval(
     mask = None
     if mask_path is not None:
         m = load_volume(mask_path, allow_empty=False)
-        _on_same_grid(m, ref, f"mask '{mask_path}'")
+        check_same_grid(m.shape, m.affine, ref.shape, ref.affine, f"mask '{mask_path}'")
         mask = m.data > 0
     k = resolve_axis(axis, ref.zooms, ref.shape)
     results: dict[str, dict] = {}
     volumes: dict[str, np.ndarray] = {}
-    for p in preds:
-        vol = load_volume(p)
-        _on_same_grid(vol, ref, f"prediction '{p}'")
-        results[str(p)] = evaluate_volume(vol.data, ref.data, mask=mask, shave=shave, slice_axis=k)
-        if net_check is not None:
-            volumes[str(p)] = vol.data
-    for b in baselines:
-        vol = baseline_volume(ref, b, method, scale, axis)
-        if keep_baselines is not None:
-            keep_baselines[b] = vol
-        name = f"{b} ({method} x{scale})"
-        results[name] = evaluate_volume(vol.data, ref.data, mask=mask, shave=shave, slice_axis=k)
-        if net_check is not None:
-            volumes[name] = vol.data
+    crop = None
+    full = ref
+    n_slices = ref.shape[k] * (len(preds) + len(baselines))
+    bar = slice_progress(progress and sys.stderr.isatty(), n_slices, "evaluating")
+    try:
+        for p in preds:
+            vol = load_volume(p)
+            on, box = _reference_on(full, vol, f"prediction '{p}'")
+            if crop is None and box is not None and on is not full:
+                crop, ref = box, on
+                if mask is not None:
+                    mask = mask[tuple(slice(a, b) for a, b in box)]
+                print(
+                    f"note: '{p}' covers the reference crop "
+                    + "["
+                    + ", ".join(f"{a}:{b}" for a, b in box)
+                    + "]; scoring on that crop",
+                    file=sys.stderr,
+                )
+            elif box != crop:
+                raise ConfigError(
+                    f"prediction '{p}' covers the reference crop {box}, an earlier one {crop}; "
+                    "evaluate results of the same crop together"
+                )
+            results[str(p)] = evaluate_volume(
+                vol.data, ref.data, mask=mask, shave=shave, slice_axis=k, progress=bar
+            )
+            if net_check is not None:
+                volumes[str(p)] = vol.data
+            del vol
+        for b in baselines:
+            vol = baseline_volume(ref, b, method, scale, axis)
+            if keep_baselines is not None:
+                keep_baselines[b] = vol
+            name = f"{b} ({method} x{scale})"
+            results[name] = evaluate_volume(
+                vol.data, ref.data, mask=mask, shave=shave, slice_axis=k, progress=bar
+            )
+            if net_check is not None:
+                volumes[name] = vol.data
+    finally:
+        bar(0, done=True)
     if net_check is not None:
         from mrisr.metrics.fid import fid_against_reference
 
@@ -216,6 +270,7 @@ def run_eval(
     report: dict[str, Any] = {
         "mrisr_version": __version__,
         "reference": str(ref_path),
+        "reference_crop": crop,
         "slice_axis": k,
         "shave": shave,
         "mask": str(mask_path) if mask_path else None,

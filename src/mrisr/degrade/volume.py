@@ -44,6 +44,7 @@ def degrade_volume(
     in_plane = [a for a in range(3) if a != slice_axis]
     data, affine = volume.data, volume.affine
     crops: dict[int, tuple[int, int]] = {}
+    warnings: list[str] = []
     gen = torch.Generator(device=device)
     gen.manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63))
     records = []
@@ -52,15 +53,25 @@ def degrade_volume(
         axes = in_plane if step.layout == "in-plane" else [slice_axis]
         if step.layout == "in-plane" and getattr(step, "axes", "both") != "both":
             axes = [in_plane[0]] if step.axes == "h" else [in_plane[1]]  # type: ignore[attr-defined]
+        # Centred-FFT decimations keep the grid (offset 0) only for an even LR matrix.
+        multiple = 2 * scale if _fft_decimates(step) else scale
         bad = [a for a in axes if scale > 1 and data.shape[a] % scale]
-        if bad and crop:
-            data, affine, c = crop_to_multiple(data, affine, bad, scale)
-            crops.update(c)
+        if crop:
+            todo = [a for a in axes if scale > 1 and data.shape[a] % multiple]
+            if todo:
+                data, affine, c = crop_to_multiple(data, affine, todo, multiple)
+                for a, (lo, hi) in c.items():  # compose with an earlier step's crop
+                    base = crops.get(a, (0, 0))[0]
+                    crops[a] = (base + lo, base + hi)
         elif bad:
             raise ConfigError(
                 f"{step.method}: scale {scale} does not divide the matrix {data.shape} along "
-                f"axis {bad[0]}; pass --crop to crop centrally to a multiple of {scale}"
+                f"axis {bad[0]}; pass --crop to crop centrally to a multiple of {multiple}"
             )
+        elif multiple != scale:
+            odd = {a: data.shape[a] // scale for a in axes if (data.shape[a] // scale) % 2}
+            if odd and scale > 1:
+                warnings.append(_odd_matrix_warning(step.method, scale, odd))
         zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
         if step.layout == "in-plane":
             order = (slice_axis, *in_plane)  # → [K, H, W]
@@ -95,7 +106,31 @@ def degrade_volume(
         "output_shape": list(result.shape),
         "input_zooms_mm": [round(z, 6) for z in volume.zooms],
         "output_zooms_mm": [round(z, 6) for z in result.zooms],
-        "crop": {str(a): list(c) for a, c in crops.items()},
+        "crop": {str(a): list(c) for a, c in sorted(crops.items())},
+        "warnings": warnings,
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, sidecar
+
+
+def _fft_decimates(step: Degradation) -> bool:
+    """k-space truncation / zero-fill onto the LR grid: LR sample ``j`` lies at HR index
+    ``N//2 + s·(j − M//2)``, i.e. offset 0 for an even LR matrix ``M`` but
+    ``(s·M)//2 − s·(M//2)`` HR voxels (1 at ×2, 2 at ×4) for an odd one."""
+    return step.method in ("kspace-truncate", "kspace-zerofill") and (
+        getattr(step, "grid", "low") == "low"
+    )
+
+
+def _odd_matrix_warning(method: str, scale: int, odd: dict[int, int]) -> str:
+    """One line: which LR axes are odd, what that does to the grid, and the fix."""
+    shift = {a: (scale * m) // 2 - scale * (m // 2) for a, m in odd.items()}
+    where = ", ".join(f"axis {a} ({m} samples)" for a, m in odd.items())
+    px = sorted(set(shift.values()))
+    vox = " or ".join(str(v) for v in px) + (" HR voxel" if px == [1] else " HR voxels")
+    return (
+        f"{method} x{scale}: the LR matrix is odd along {where}, so its grid is shifted by {vox} "
+        f"against an even one; super-resolution by the shipped k-space models (trained on even "
+        f"LR matrices) then lies {vox} off the reference grid and `mrisr eval` cannot score it "
+        f"- pass --crop to crop the input to a multiple of {2 * scale} in-plane"
+    )

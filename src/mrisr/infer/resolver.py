@@ -288,26 +288,6 @@ class _closing:
 
 def _progress(enabled: bool, total: int):
     """A rich progress bar over slices, or a no-op."""
-    if not enabled:
-        return lambda _n, done=False: None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from mrisr.progress import slice_progress
 
-    prog = Progress(
-        TextColumn("upscaling"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total} slices"),
-        TimeRemainingColumn(),
-        transient=True,
-        speed_estimate_period=24 * 3600.0,  # the mean speed of the run: batches can take minutes
-    )
-    task = prog.add_task("slices", total=total)
-    prog.start()
-    prog.advance(task, 0)  # a first sample at t0: the ETA shows after the first update
-
-    def advance(nslices: int, done: bool = False) -> None:
-        if nslices:
-            prog.advance(task, nslices)
-        if done:
-            prog.stop()
-
-    return advance
+    return slice_progress(enabled, total, "upscaling")

@@ -168,10 +168,125 @@ def crop_to_multiple(
         n = data.shape[a]
         keep = (n // factor) * factor
         if keep == 0:
-            raise ConfigError(f"axis {a} has {n} voxels, fewer than the scale {factor}")
+            raise ConfigError(
+                f"axis {a} has {n} voxels, fewer than {factor} (the multiple it must be cropped "
+                "to); use a larger image or a smaller scale"
+            )
         if keep != n:
             start = (n - keep) // 2
             slices[a] = slice(start, start + keep)
             maps[a] = (1.0, float(start))
             crops[a] = (start, start + keep)
     return data[tuple(slices)], grid_affine(affine, maps), crops
+
+
+@dataclass(frozen=True)
+class GridPlacement:
+    """Where a grid (``shape``, ``affine``) lies on a reference grid.
+
+    ``start``: the reference index nearest to the grid's voxel 0 (``index_offset`` is the exact,
+    fractional one). ``same_axes``: same spacing and orientation (the direction vectors agree
+    to within the tolerance over the grid's extent). ``on_lattice``: every voxel centre is a
+    reference voxel centre (within the tolerance), i.e. the grid is the reference grid shifted
+    by the whole voxels ``start``. ``inside``: the grid's box lies within the reference's.
+    ``shift_mm``: the largest distance of a corner voxel from the reference voxel it is
+    placed on (``start`` + its index).
+    """
+
+    start: tuple[int, int, int]
+    shape: tuple[int, int, int]
+    ref_shape: tuple[int, int, int]
+    index_offset: tuple[float, float, float]
+    same_axes: bool
+    on_lattice: bool
+    inside: bool
+    shift_mm: float
+
+    @property
+    def same(self) -> bool:
+        """The reference grid itself."""
+        return self.on_lattice and self.start == (0, 0, 0) and self.shape == self.ref_shape
+
+    @property
+    def sub_box(self) -> bool:
+        """An integer-voxel crop of the reference grid (the reference itself included)."""
+        return self.on_lattice and self.inside
+
+    def box(self) -> tuple[slice, slice, slice]:
+        """The reference's slices that this grid covers (meaningful when ``sub_box``)."""
+        return tuple(slice(a, a + n) for a, n in zip(self.start, self.shape, strict=True))  # type: ignore[return-value]
+
+    def describe_box(self) -> str:
+        """E.g. ``[2:146, 0:96, 0:6]``."""
+        pairs = zip(self.start, self.shape, strict=True)
+        return "[" + ", ".join(f"{a}:{a + n}" for a, n in pairs) + "]"
+
+
+def place_on_grid(
+    shape: Sequence[int],
+    affine: np.ndarray,
+    ref_shape: Sequence[int],
+    ref_affine: np.ndarray,
+    tol_voxels: float = 0.1,
+) -> GridPlacement:
+    """Locate the grid ``(shape, affine)`` on the reference grid ``(ref_shape, ref_affine)``.
+
+    Positions are compared in scanner space at the grid's eight corner voxels, within
+    ``tol_voxels`` of the reference's smallest voxel size (the rule of ``mrisr eval``: for the
+    reference's own shape and ``start`` 0 this is the comparison of the two affines' corners).
+    """
+    shp = tuple(int(n) for n in shape)
+    ref_shp = tuple(int(n) for n in ref_shape)
+    if len(shp) != 3 or len(ref_shp) != 3:
+        raise ConfigError(f"grids must be 3-D; got shapes {shp} and {ref_shp}")
+    a = np.asarray(affine, dtype=float)
+    b = np.asarray(ref_affine, dtype=float)
+    tol = tol_voxels * float(np.sqrt((b[:3, :3] ** 2).sum(axis=0)).min())
+    offset = (np.linalg.inv(b) @ a)[:3, 3]
+    start = tuple(int(v) for v in np.round(offset))
+    corners = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    corners[:, :3] *= np.asarray(shp, float) - 1
+    placed = corners.copy()
+    placed[:, :3] += start
+    shift = float(np.abs((corners @ a.T - placed @ b.T)[:, :3]).max())
+    lin = corners[:, :3]
+    axes_err = float(np.abs(lin @ a[:3, :3].T - lin @ b[:3, :3].T).max())
+    inside = all(s >= 0 and s + n <= m for s, n, m in zip(start, shp, ref_shp, strict=True))
+    return GridPlacement(
+        start=start,  # type: ignore[arg-type]
+        shape=shp,  # type: ignore[arg-type]
+        ref_shape=ref_shp,  # type: ignore[arg-type]
+        index_offset=tuple(float(v) for v in offset),  # type: ignore[arg-type]
+        same_axes=axes_err <= tol,
+        on_lattice=shift <= tol,
+        inside=inside,
+        shift_mm=shift,
+    )
+
+
+def check_same_grid(
+    shape: Sequence[int],
+    affine: np.ndarray,
+    ref_shape: Sequence[int],
+    ref_affine: np.ndarray,
+    what: str,
+    tol_voxels: float = 0.1,
+) -> None:
+    """Voxel-wise comparison needs the same grid: the same shape and the same voxel positions
+    in scanner space (within ``tol_voxels`` of the reference's smallest voxel). One-line
+    ConfigError naming ``what`` otherwise."""
+    shp, ref_shp = tuple(int(n) for n in shape), tuple(int(n) for n in ref_shape)
+    if shp != ref_shp:
+        raise ConfigError(
+            f"{what} has shape {shp} but the reference has {ref_shp}; compare images on the "
+            "reference grid (same scale and crop)"
+        )
+    a, b = np.asarray(affine, float), np.asarray(ref_affine, float)
+    corners = np.array([[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    corners[:, :3] *= np.asarray(ref_shp, float) - 1
+    shift = float(np.abs((corners @ a.T - corners @ b.T)[:, :3]).max())
+    if shift > tol_voxels * float(np.sqrt((b[:3, :3] ** 2).sum(axis=0)).min()):
+        raise ConfigError(
+            f"{what} has the reference's shape but lies up to {shift:.2f} mm away from its grid "
+            "(the affines differ); voxel-wise scores would compare misaligned voxels"
+        )

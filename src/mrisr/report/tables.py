@@ -42,7 +42,12 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
     fid = any("fid" in r["volume"] for r in results.values())
     lines = [
         f"Reference: `{report['reference']}` · slice axis {report['slice_axis']} · "
-        f"shave {report['shave']} · mask {report['mask'] or 'none'}",
+        f"shave {report['shave']} · mask {report['mask'] or 'none'}"
+        + (
+            " · reference crop [" + ", ".join(f"{a}:{b}" for a, b in crop) + "]"
+            if (crop := report.get("reference_crop"))
+            else ""
+        ),
         "",
         "| result | PSNR (dB) | SSIM | NMSE | mean slice PSNR | slices | data range |"
         + (" FID (slices) |" if fid else ""),
