@@ -70,7 +70,9 @@ def degrade(
     scale: int | None = typer.Option(
         None, "--scale", "-s", min=1, help="in-plane factor [default: 2; kernel: its sidecar's]"
     ),
-    axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
+    axis: int | None = typer.Option(
+        None, help="slice axis (default: the one off the plane that shares a spacing)"
+    ),
     seed: int | None = typer.Option(None, help="seed of every random draw (noise)"),
     kernel: Path | None = typer.Option(
         None, help="kernel: the .npy blur kernel (from mrisr learn-kernel)"
@@ -146,7 +148,9 @@ def evaluate(
     ),
     method: Method = typer.Option(Method.bicubic, help="baseline mode: degradation of --ref"),
     scale: int = typer.Option(2, min=1, help="baseline mode: scale"),
-    axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
+    axis: int | None = typer.Option(
+        None, help="slice axis (default: the one off the plane that shares a spacing)"
+    ),
     mask: Path | None = typer.Option(None, help="foreground mask on the reference grid"),
     shave: int = typer.Option(0, min=0, help="ignore this many border pixels per slice"),
     fmt: Fmt = typer.Option(Fmt.md, "--format", help="md, csv or json"),
@@ -226,7 +230,9 @@ def fid(
     weights: Path = typer.Option(
         ..., "--weights", help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth)"
     ),
-    axis: int | None = typer.Option(None, help="slice axis (default: coarsest spacing)"),
+    axis: int | None = typer.Option(
+        None, help="slice axis (default: the one off the plane that shares a spacing)"
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="write JSON here"),
     overwrite: bool = typer.Option(False, help="replace --output if it exists"),
 ) -> None:
@@ -359,7 +365,9 @@ def learn_kernel(
     ),
     denoise: bool = typer.Option(False, help="non-local-means denoise the LR slices first"),
     seed: int = typer.Option(0, help="seed of the crops and the initialisation"),
-    axis: int | None = typer.Option(None, help="HR slice axis (default: coarsest spacing)"),
+    axis: int | None = typer.Option(
+        None, help="HR slice axis (default: off the plane that shares a spacing)"
+    ),
     run_dir: Path | None = typer.Option(None, help="keep the training run here (logs, curves)"),
     overwrite: bool = typer.Option(False, help="replace OUT, OUT.json and OUT.png"),
 ) -> None:

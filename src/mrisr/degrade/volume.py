@@ -28,7 +28,8 @@ def degrade_volume(
     Args:
         volume: the HR volume.
         steps: one degradation or several applied in order.
-        axis: the slice (through-plane) axis; default the coarsest-spaced axis.
+        axis: the slice (through-plane) axis; default the axis whose spacing differs from the
+            other two (:func:`mrisr.io.geometry.choose_plane`).
         crop: when a scale does not divide the matrix, crop centrally to a multiple of it instead
             of failing (the crop is recorded and the affine moved accordingly).
         seed: seed of the random number generator (noise).
