@@ -45,6 +45,25 @@ def write_volume_with_sidecar(volume, out: Path, sidecar: dict, overwrite: bool)
         tmp_json.write_text(json.dumps(sidecar, indent=2, default=_json_default) + "\n")
 
 
+def _acquired_record(acq: dict) -> dict:
+    """The sidecar entry of :func:`mrisr.metrics.spectrum.acquired_resolution`: the verdict,
+    per-axis bandwidths, the header's word and the spectrum's numbers (outer-half energy,
+    cutoff drop)."""
+    spec = acq["spectrum"]
+    return {
+        "source": acq["source"],
+        "interpolated": acq["interpolated"],
+        "bandwidth": acq["bandwidth"],
+        "summary": acq["summary"],
+        "axes": acq["axes"],
+        "header": acq["header"],
+        "spectrum": {
+            a: {k: e[k] for k in ("outer_half_energy", "bandwidth", "cutoff_drop_db", "cliff")}
+            for a, e in spec["axes"].items()
+        },
+    }
+
+
 def run_degrade(
     inp: Path,
     out: Path,
@@ -71,6 +90,10 @@ def run_degrade(
         steps.append(make_degradation("rician", snr=snr))
     vol = load_volume(inp, volume_index=volume_index)
     result, record = degrade_volume(vol, steps, axis=axis, crop=crop, seed=seed)
+    from mrisr.metrics.spectrum import acquired_resolution
+
+    acq = acquired_resolution(vol.data, vol.zooms, record["slice_axis"], vol.meta)
+    record["input_acquired_resolution"] = _acquired_record(acq)
     sidecar = {
         "mrisr_version": __version__,
         "command": " ".join(argv) if argv else None,
@@ -396,6 +419,26 @@ def run_info(inp: Path) -> None:
     )
     np.set_printoptions(precision=4, suppress=True)
     print("  affine\n" + "\n".join("    " + str(r) for r in vol.affine))
+    if d.ndim == 3 and d.size and float(d.max()) > float(d.min()):
+        from mrisr.io.geometry import choose_plane
+        from mrisr.metrics.spectrum import acquired_resolution
+
+        plane = choose_plane(vol.zooms, vol.shape)
+        acq = acquired_resolution(d, vol.zooms, plane.slice_axis, vol.meta)
+        print(f"  plane       {plane.describe()}")
+        print(f"  acquired    {acq['summary']}")
+        for a, e in acq["spectrum"]["axes"].items():
+            if e["outer_half_energy"] is not None:
+                cut = (
+                    f"a {e['cutoff_drop_db']:.0f} dB cutoff at {round(100 * e['bandwidth'])} % "
+                    "of Nyquist"
+                    if e["cliff"]
+                    else "no cutoff below Nyquist"
+                )
+                print(
+                    f"  spectrum    axis {a}: {100 * e['outer_half_energy']:.3g} % of the energy "
+                    f"beyond Nyquist/2, {cut}"
+                )
 
 
 def run_demo(outdir: Path, overwrite: bool, weights: str | None = None) -> dict:

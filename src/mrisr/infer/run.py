@@ -125,11 +125,12 @@ def upscale(
     written paths.
     """
     from mrisr.checkpoint import load_checkpoint
-    from mrisr.commands import file_sha256, write_volume_with_sidecar
+    from mrisr.commands import _acquired_record, file_sha256, write_volume_with_sidecar
     from mrisr.infer.resolver import UpscaleOptions, pick_device, upscale_volume
     from mrisr.io import load_volume
     from mrisr.io.geometry import check_plane, choose_plane
     from mrisr.io.nifti import check_nifti_output
+    from mrisr.metrics.spectrum import acquired_resolution
 
     if isinstance(inputs, str | Path):
         inputs = [inputs]
@@ -183,6 +184,13 @@ def upscale(
         check_plane(plane, scan_opts.force_plane)  # before any work
         if plane.ambiguous:
             print(f"warning: {src.name}: {plane.ambiguous}", file=sys.stderr)
+        acq = acquired_resolution(vol.data, vol.zooms, plane.slice_axis, vol.meta)
+        if acq["interpolated"]:
+            print(
+                f"warning: {src.name}: {acq['summary']}; a x{ckpt.scale} model trained on "
+                "natively sampled scans may score below zero-fill here",
+                file=sys.stderr,
+            )
         result, record = upscale_volume(
             vol,
             net,
@@ -206,6 +214,7 @@ def upscale(
             "rank": rank,
             "world_size": world,
             **record,
+            "input_acquired_resolution": _acquired_record(acq),
         }
         write_volume_with_sidecar(result, dst, sidecar, overwrite)
         written.append(dst)

@@ -181,6 +181,34 @@ def _affine(
     return LPS_TO_RAS @ aff
 
 
+def _acquisition(ds: Any) -> dict[str, Any]:
+    """The acquired in-plane matrix, when the header says it (AcquisitionMatrix, 0018,1310:
+    frequency rows \\ frequency columns \\ phase rows \\ phase columns, two of them 0, with
+    InPlanePhaseEncodingDirection ROW: phase encoded along a row, i.e. across the columns).
+
+    ``acquired_matrix``: acquired samples along volume axes 0 (along a row, ``Columns``) and 1
+    (down a column, ``Rows``), as dcm2niix's AcquisitionMatrixPE / ReconMatrixPE pair reads
+    it; the reconstructed grid has ``Columns`` × ``Rows``. Empty when the header lacks either
+    element or they do not make sense."""
+    raw = getattr(ds, "AcquisitionMatrix", None)
+    direction = str(getattr(ds, "InPlanePhaseEncodingDirection", "") or "").upper()
+    try:
+        vals = [int(v) for v in raw] if raw is not None else []
+    except (TypeError, ValueError):
+        return {}
+    if len(vals) != 4 or direction not in ("ROW", "COL"):
+        return {}
+    freq, phase = max(vals[0], vals[1]), max(vals[2], vals[3])
+    if freq <= 0 or phase <= 0:
+        return {}
+    along_row, down_col = (phase, freq) if direction == "ROW" else (freq, phase)
+    return {
+        "acquisition_matrix": vals,
+        "phase_encoding_direction": direction,
+        "acquired_matrix": [along_row, down_col],
+    }
+
+
 def _build(
     ds: Any, slices: list[_Slice], image: Callable[[_Slice], np.ndarray], where: Path, n_files: int
 ) -> Volume:
@@ -225,6 +253,7 @@ def _build(
         "rescale_applied": bool(rescaled),
         "multiframe": int(getattr(ds, "NumberOfFrames", 1) or 1) > 1,
     }
+    meta.update(_acquisition(ds))
     if not all(have):
         meta["geometry"] = MISSING_GEOMETRY
         warnings.warn(
