@@ -25,7 +25,7 @@ import torch
 from mrisr.checkpoint import load_checkpoint
 from mrisr.degrade import degrade_volume, make_degradation
 from mrisr.degrade.kspace import zerofill_upsample
-from mrisr.infer.resolver import UpscaleOptions, upscale_volume
+from mrisr.infer.upsample import UpscaleOptions, upscale_volume
 from mrisr.io import load_volume
 from mrisr.io.geometry import choose_plane
 from mrisr.metrics import psnr, ssim

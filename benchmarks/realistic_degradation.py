@@ -134,8 +134,7 @@ def main() -> None:
     args = ap.parse_args()
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
-    from mrisr.degrade.kernel import psf_plot, read_kernel
-    from mrisr.train.learn_kernel import kernel_error
+    from mrisr.degrade.kernel import kernel_error, psf_plot, read_kernel
 
     t2 = args.data / "ixi002/IXI002-Guys-0828-T2.nii.gz"
     hk = hidden_kernel()

@@ -102,8 +102,8 @@ def main() -> None:
        "--format", "json", "-o", str(w / "results.json"), "--overwrite")  # fmt: skip
     sh(*ev, "--pred", str(w / "sr_warmup.nii.gz"), "--pred", str(w / "sr_gan.nii.gz"),
        "-o", str(w / "warmup_vs_gan.md"), "--overwrite")  # fmt: skip
-    from mrisr.commands import baseline_volume
     from mrisr.io import load_volume
+    from mrisr.metrics.baselines import baseline_volume
     from mrisr.report.figures import comparison_panel
 
     ref = load_volume(w / "hr.nii.gz")

@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from mrisr import __version__
-    from mrisr.commands import file_sha256
     from mrisr.io import load_volume
     from mrisr.io.atomic import write_json_atomic
     from mrisr.io.geometry import resolve_axis
@@ -74,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         pristine_patches,
         to_byte_scale,
     )
+    from mrisr.provenance import file_sha256
 
     feats, scans = [], []
     for rel, excluded, source in SOURCES:

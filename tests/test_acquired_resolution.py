@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mrisr.io import load_volume
-from mrisr.metrics.spectrum import acquired_resolution
+from mrisr.metrics.acquired import acquired_resolution
 from tests.test_bad_input import run_cli
 
 

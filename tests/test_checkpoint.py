@@ -17,9 +17,9 @@ from mrisr.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from mrisr.commands import file_sha256
 from mrisr.errors import ConfigError, InputError, OutputError
 from mrisr.models import build_model, count_parameters
+from mrisr.provenance import file_sha256
 
 TINY = {"n_resblocks": 2, "n_feats": 16}
 ARGS = {"scale": 2, **TINY}

@@ -152,7 +152,7 @@ def test_place_on_grid_finds_integer_crops_and_rejects_half_voxels() -> None:
 def test_evaluate_volume_takes_volumes_and_the_cli_axis(test_data: Path, tmp_path: Path) -> None:
     """The IXI002 T1 crop is sagittal (1.2 × 0.94 × 0.94 mm): its slice axis is 0, not the last.
     Today's main failed on Volumes ("dtype object") and sliced plain arrays along axis 2."""
-    from mrisr.commands import run_eval
+    from mrisr.commands.evaluate import run_eval
 
     t1 = load_volume(test_data / "ixi002_t1_crop.nii.gz")
     noisy = t1.replace(t1.data + np.random.default_rng(1).normal(0, 20, t1.shape).astype("f4"))
@@ -191,7 +191,7 @@ def test_chunked_evaluation_equals_one_pass_and_reports_progress(test_data: Path
 
 def test_eval_advances_its_progress_bar_over_every_slice(test_data, tmp_path, monkeypatch) -> None:
     import mrisr.progress as progress
-    from mrisr.commands import run_eval
+    from mrisr.commands.evaluate import run_eval
 
     calls: list[tuple] = []
 

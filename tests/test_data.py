@@ -329,7 +329,9 @@ def test_ixi_csn_protocol(ixi: Path, tmp_path: Path) -> None:
     split = ixi_csn(scans, cache_dir=tmp_path / "cache", seed=0)
     train, val, test = split
     assert sorted(train + val + test) == scans and len(train) == len(val) == len(test) == 1
-    tr, va, te = split.datasets(2, Bicubic(2), patch_size=32)
+    common = {"crop": split.crop, "cache_dir": split.cache_dir}  # as train.builders passes
+    tr = SRSliceDataset(train, 2, Bicubic(2), patch_size=32, **common)
+    va = SRSliceDataset(val, 2, Bicubic(2), augment=False, **common)
     assert va.volumes[0].shape == (96, 240, 240) and not va.augment and tr.augment
     assert len(va) == 6  # the six slices with signal out of 96
     it = va[0]

@@ -104,7 +104,7 @@ def test_models_listing_does_not_import_torch() -> None:
     with the shipped table of counts, listing the zoo imports neither torch nor a model."""
     code = (
         "import contextlib, io, sys\n"
-        "from mrisr.commands import run_models\n"
+        "from mrisr.commands.models import run_models\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    rows = run_models('json')\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('mrisr.models.')))\n"
@@ -114,7 +114,7 @@ def test_models_listing_does_not_import_torch() -> None:
     assert res.returncode == 0, res.stderr
     modules, seran = res.stdout.splitlines()
     assert modules == "['mrisr.models._param_counts', 'mrisr.models.counts', " + (
-        "'mrisr.models.registry', 'mrisr.models.zoo']"
+        "'mrisr.models.registry', 'mrisr.models.spec', 'mrisr.models.zoo']"
     )
     assert seran == "{2: 3158817, 3: 3343457, 4: 3306529}"
 
@@ -197,7 +197,7 @@ def test_onnx_with_normalisation_equals_upscale_volume_on_a_real_scan(
 ) -> None:
     from mrisr.checkpoint import load_checkpoint
     from mrisr.export import normalisation_stats
-    from mrisr.infer.resolver import UpscaleOptions, upscale_volume
+    from mrisr.infer.upsample import UpscaleOptions, upscale_volume
     from mrisr.io import load_volume
 
     vol = load_volume(test_data / "ixi002_t2_crop.nii.gz")  # real IXI002 T2, 96×96×6

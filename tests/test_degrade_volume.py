@@ -167,7 +167,7 @@ def test_full_ixi_t2_each_method(shared_data, tmp_path, method) -> None:
 
     import nibabel as nib
 
-    from mrisr.commands import run_degrade
+    from mrisr.commands.degrade import run_degrade
 
     src = shared_data / "ixi002" / "IXI002-Guys-0828-T2.nii.gz"
     out = tmp_path / f"{method}.nii.gz"

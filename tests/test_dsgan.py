@@ -25,7 +25,7 @@ from mrisr.models.dsgan import (
     equivalent_kernel,
     kernel_centre,
 )
-from mrisr.train.dsgan import LambdaSchedule
+from mrisr.train.tasks.dsgan import LambdaSchedule
 
 DATA = Path(__file__).parent / "data"
 

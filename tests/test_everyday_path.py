@@ -20,7 +20,7 @@ from mrisr.degrade.kspace import zerofill_upsample
 from mrisr.errors import ConfigError
 from mrisr.infer import SelfEnsemble
 from mrisr.infer.ensemble import grid_shift
-from mrisr.infer.resolver import UpscaleOptions, upscale_volume
+from mrisr.infer.upsample import UpscaleOptions, upscale_volume
 from mrisr.io import Volume, load_volume
 from mrisr.io.geometry import check_plane, choose_plane, slice_axis_for
 from mrisr.metrics import psnr
@@ -229,7 +229,7 @@ def test_uint8_scans_stay_within_their_storage_range(tmp_path) -> None:
 
 
 def test_a_bad_output_name_fails_before_any_work(demo_lr, tmp_path, monkeypatch) -> None:
-    import mrisr.infer.resolver as resolver
+    import mrisr.infer.upsample as resolver
     from mrisr.cli import app
 
     def boom(*a, **k):
@@ -247,7 +247,7 @@ def test_a_bad_output_name_fails_before_any_work(demo_lr, tmp_path, monkeypatch)
 def test_the_ensemble_advances_the_progress_bar_after_every_pass(monkeypatch) -> None:
     """A slow x8 run showed no ETA for its whole run: the bar moved once per batch. Now it
     moves after each of the 8 passes (1/8 of the batch each), from a first sample at t0."""
-    import mrisr.infer.resolver as resolver
+    import mrisr.infer.upsample as resolver
 
     calls: list[float] = []
 

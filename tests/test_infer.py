@@ -12,7 +12,7 @@ from torch import nn
 
 from mrisr.errors import ConfigError
 from mrisr.infer import SelfEnsemble, tiled_forward
-from mrisr.infer.resolver import UpscaleOptions, upscale_affine, upscale_volume
+from mrisr.infer.upsample import UpscaleOptions, upscale_affine, upscale_volume
 from mrisr.io import Volume
 
 

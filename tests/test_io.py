@@ -84,6 +84,45 @@ def test_mgz_reads_with_its_affine(tmp_path, t2) -> None:
     np.testing.assert_allclose(nib.load(tmp_path / "t2.nii.gz").affine, vol.affine, atol=1e-5)
 
 
+def test_format_table_detects_by_folder_suffix_then_magic(tmp_path) -> None:
+    from mrisr.io.formats import format_of, is_scan_file, scan_suffixes, split_suffix
+
+    names = {"a.nii.gz": "nifti", "B.NII": "nifti", "c.MGZ": "mgh", "d.mgh": "mgh",
+             "e.hdf5": "h5", "f.png": "png", "g.npy": "npy", "h.IMA": "dicom"}  # fmt: skip
+    for name, want in names.items():
+        assert format_of(tmp_path / name).name == want, name  # by name: nothing is read
+    assert format_of(tmp_path).name == "dicom"  # a folder is one series
+    (tmp_path / "slice0001").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 16)
+    (tmp_path / "kspace").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 200)
+    assert format_of(tmp_path / "slice0001").name == "dicom"
+    assert format_of(tmp_path / "kspace").name == "h5"
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(InputError, match="cannot tell the format"):
+        format_of(tmp_path / "notes.txt")
+    assert split_suffix("sub-01_T1w.nii.gz") == ("sub-01_T1w", ".nii.gz")
+    assert split_suffix("x.IMA") == ("x", ".IMA") and split_suffix("x.txt") == ("x.txt", "")
+    assert ".mgh" in scan_suffixes() and ".dcm" not in scan_suffixes()
+    assert not is_scan_file(tmp_path / "slice0001") and not is_scan_file(tmp_path / "x.dcm")
+
+
+def test_a_folder_of_mgh_scans_is_two_scans_for_train_and_upscale(tmp_path, t2) -> None:
+    """It used to be one DICOM series for ``train`` (its suffix list lacked .mgh)."""
+    pytest.importorskip("pydantic")
+    from mrisr.infer.run import expand_inputs
+    from mrisr.train.config import load_config
+
+    folder = tmp_path / "mgh"
+    folder.mkdir()
+    scans = [folder / "s1.mgh", folder / "s2.mgh"]
+    for i, p in enumerate(scans):
+        nib.save(nib.MGHImage(t2.data * (i + 1), t2.affine), p)
+    (folder / "notes.txt").write_text("not a scan")
+    assert expand_inputs([folder]) == scans
+    cfg = load_config("smoke", [f"data.train={folder}"])
+    assert cfg.data.train == [str(p) for p in scans]
+    np.testing.assert_array_equal(load_volume(cfg.data.train[1]).data, 2 * t2.data)
+
+
 def test_4d_needs_a_volume_index(tmp_path, t2) -> None:
     four = np.stack([t2.data, 2 * t2.data], axis=-1)
     nib.save(nib.Nifti1Image(four, t2.affine), tmp_path / "4d.nii.gz")

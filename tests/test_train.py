@@ -177,7 +177,7 @@ def test_recipes_load_and_configs_are_copies(tmp_path: Path) -> None:
 
 def test_sampler_global_batches_and_lr_schedule() -> None:
     from mrisr.train.state import GlobalBatchSampler
-    from mrisr.train.tasks import lr_factor
+    from mrisr.train.tasks.base import lr_factor
 
     one = list(GlobalBatchSampler(20, 4, seed=3, epoch=1))
     two = [list(GlobalBatchSampler(20, 4, r, 2, seed=3, epoch=1)) for r in range(2)]
@@ -272,7 +272,7 @@ def test_smoke_preset_killed_and_resumed_from_the_command_line(tmp_path: Path) -
     import signal
     import time
 
-    from mrisr.train import run_train
+    from mrisr.commands.train import run_train
 
     args = [f"data.cache_dir={tmp_path / 'cache'}", "train.progress=off"]
     straight = run_train("smoke", args, run_dir=tmp_path / "a")
@@ -400,10 +400,10 @@ def test_validation_baselines_do_not_depend_on_the_normalisation(mode: str, cach
     """The bicubic / zero-fill baselines are computed in the scan's intensities: a z-scored LR
     (negative background) must give the zero-fill score `mrisr eval` gives, not a magnitude
     of negative values (found at 16.6 dB against 32.8 for bicubic)."""
-    from mrisr.commands import baseline_volume
     from mrisr.data import SRSliceDataset
     from mrisr.io import load_volume
     from mrisr.metrics import evaluate_volume
+    from mrisr.metrics.baselines import baseline_volume
     from mrisr.normalisation import Normalisation
     from mrisr.train.validation import Validator
 

@@ -101,7 +101,7 @@ def guided_upscale(tmp_path: Path, ckpt: Path) -> None:
     """``mrisr upscale LR OUT --guide T1``: the T1 (its own grid) lands on the output grid."""
     import json
 
-    from mrisr.commands import run_degrade
+    from mrisr.commands.degrade import run_degrade
     from mrisr.errors import ConfigError
     from mrisr.infer.run import upscale
     from mrisr.io import load_volume

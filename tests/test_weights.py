@@ -39,15 +39,37 @@ def test_shipped_weights_are_complete_small_and_load(name: str) -> None:
         assert f"{vol[key]['psnr']:.2f}" in card
 
 
-def test_recorded_gain_of_the_x2_default_on_the_held_out_subject() -> None:
-    """The issue's bar, as measured by `mrisr eval` on the whole held-out IXI002 T2 and stored
-    with the weights: ≥ 2 dB over bicubic and ahead of zero-filled interpolation."""
-    cfg = json.loads((shipped_path(DEFAULTS[2]) / "config.json").read_text())
-    vol = cfg["training"]["test"]["results"]["volume"]
+def test_x2_default_clears_the_bar_on_the_held_out_demo_crop() -> None:
+    """The bar of the shipped x2 default, re-measured (not read back from its card): on the
+    held-out IXI002 T2 demo crop, k-space truncation x2, >= 2 dB over bicubic (measured
+    2.59), ahead of zero-fill in PSNR (+1.40 dB) and SSIM, and the per-slice PSNR gain over
+    zero-fill significant (paired t-test, measured p 3e-22 over 24 slices)."""
+    from mrisr.checkpoint import load_checkpoint
+    from mrisr.data import demo_scan_path
+    from mrisr.degrade import KspaceTruncate, degrade_volume
+    from mrisr.infer import UpscaleOptions, upscale_volume
+    from mrisr.io import load_volume
+    from mrisr.metrics.baselines import baseline_volume
+    from mrisr.metrics.scores import evaluate_volume
+    from mrisr.metrics.stats import paired_tests
+
+    hr = load_volume(demo_scan_path())
+    lr, side = degrade_volume(hr, [KspaceTruncate(scale=2)], seed=0)
+    net, ck = load_checkpoint(shipped_path(DEFAULTS[2]))
+    opts = UpscaleOptions(progress=False, axis=side["slice_axis"], device="cpu")
+    sr, _ = upscale_volume(lr, net, 2, ck.normalisation, ck.training, opts)
+    r = {"sr": evaluate_volume(sr, hr)}
+    for b in ("bicubic", "zerofill"):
+        r[b] = evaluate_volume(baseline_volume(hr, b, "kspace-truncate", 2, None), hr)
+    vol = {k: v["volume"] for k, v in r.items()}
     assert vol["sr"]["psnr"] - vol["bicubic"]["psnr"] >= 2.0
     assert vol["sr"]["psnr"] > vol["zerofill"]["psnr"]
     assert vol["sr"]["ssim"] > max(vol["bicubic"]["ssim"], vol["zerofill"]["ssim"])
-    assert cfg["training"]["test"]["results"]["volume"]["paired_vs_zerofill"]["psnr"]["t_p"] < 0.05
+    gain = paired_tests(
+        np.array([s["psnr"] for s in r["sr"]["slices"]]),
+        np.array([s["psnr"] for s in r["zerofill"]["slices"]]),
+    )
+    assert gain["n"] == 24 and gain["t_p"] < 0.05 and gain["mean_diff"] > 0
 
 
 def test_defaults_and_errors() -> None:

@@ -31,12 +31,12 @@ import torch
 from torch import nn
 
 from mrisr import __version__
-from mrisr.commands import file_sha256
 from mrisr.errors import ConfigError, InputError, MrisrError, OutputError
 from mrisr.io.atomic import _json_default
 from mrisr.models.registry import build_model, count_parameters, get_spec
 from mrisr.models.registry import init_args as complete_init_args
 from mrisr.normalisation import Normalisation
+from mrisr.provenance import file_sha256
 
 FORMAT = "mrisr-checkpoint"
 FORMAT_VERSION = 1

@@ -93,7 +93,7 @@ def degrade(
     overwrite: bool = typer.Option(False, help="replace OUT and OUT.json if they exist"),
 ) -> None:
     """Simulate a lower-resolution acquisition of IN; write OUT and the sidecar OUT.json."""
-    from mrisr.commands import run_degrade
+    from mrisr.commands.degrade import run_degrade
     from mrisr.errors import ConfigError
 
     if method is Method.kernel and kernel is None:
@@ -180,7 +180,7 @@ def evaluate(
     from mrisr.errors import ConfigError
 
     if no_reference:
-        from mrisr.commands import run_eval_noref
+        from mrisr.commands.evaluate import run_eval_noref
 
         given = {"--ref": ref, "--pred": pred, "--baseline": baseline, "--mask": mask}
         given |= {"--fid": fid, "--shave": shave}
@@ -204,7 +204,7 @@ def evaluate(
         raise ConfigError("--mscn-plot is for --no-reference")
     if ref is None:
         raise ConfigError("give --ref HR with --pred SR or --baseline, or --no-reference IMG ...")
-    from mrisr.commands import run_eval
+    from mrisr.commands.evaluate import run_eval
 
     run_eval(
         ref,
@@ -239,7 +239,7 @@ def fid(
     """FID between the slices of two sets of scans (e.g. all SR results vs all references);
     grey slices are repeated to 3 channels, each scan windowed by its min and 99.5th
     percentile."""
-    from mrisr.commands import run_fid
+    from mrisr.commands.fid import run_fid
 
     run_fid(list(set_a), list(set_b), weights, axis, output, overwrite)
 
@@ -247,7 +247,7 @@ def fid(
 @app.command()
 def info(inp: Path = typer.Argument(..., metavar="IN")) -> None:
     """Print shape, voxel size, orientation and intensity range of a scan."""
-    from mrisr.commands import run_info
+    from mrisr.commands.info import run_info
 
     run_info(inp)
 
@@ -260,7 +260,7 @@ def demo(
 ) -> None:
     """Super-resolve the shipped real demo scan (IXI002 T2 crop, k-space truncation x2) with
     the default model; write volumes, metrics and a side-by-side figure."""
-    from mrisr.commands import run_demo
+    from mrisr.commands.demo import run_demo
 
     run_demo(outdir, overwrite, weights)
 
@@ -312,18 +312,18 @@ def upscale(
 
     Under torchrun the scans are split across ranks.
     """
-    from mrisr.infer.run import upscale as run_upscale
+    from mrisr.commands.upscale import run_upscale
 
     run_upscale(
         inputs,
         out,
         checkpoint=checkpoint,
-        model=model,
         weights=weights,
+        model=model,
         scale=scale,
+        guide=guide,
         overwrite=overwrite,
         argv=sys.argv,
-        guide=guide,
         axis=axis,
         force_plane=force_plane,
         clamp=clamp,
@@ -348,7 +348,7 @@ def train(
     ),
 ) -> None:
     """Train a model from a recipe (configs/*.yaml or a packaged recipe name such as smoke)."""
-    from mrisr.train import run_train
+    from mrisr.commands.train import run_train
 
     run_train(config, list(overrides or []), resume=resume, run_dir=run_dir, stop_at=stop_at)
 
@@ -374,7 +374,7 @@ def learn_kernel(
     """Learn the scanner's HR → LR blur kernel from unpaired slices of two scans (DSGAN:
     KernelGAN's deep linear generator against a Sobel-edge patch discriminator); use it with
     `mrisr degrade --method kernel --kernel OUT` or `data.degradation` in a recipe."""
-    from mrisr.train.learn_kernel import learn_kernel as run
+    from mrisr.commands.learn_kernel import run_learn_kernel as run
 
     run(hr, lr, scale, out, steps=steps, slice_index=slice_index, denoise=denoise, seed=seed,
         axis=axis, run_dir=run_dir, overwrite=overwrite, argv=sys.argv)  # fmt: skip
@@ -391,7 +391,7 @@ def models(
 ) -> None:
     """List every model with its parameter count per scale next to the paper's, and the
     shipped weights."""
-    from mrisr.commands import run_models
+    from mrisr.commands.models import run_models
 
     run_models(fmt.value)
 
@@ -418,10 +418,9 @@ def export(
     The graph takes lr [B,1,h,w] in the scan's intensities and stats [N,2] = (offset, scale)
     fitted on the whole volume (the rule is in the metadata mrisr_normalisation), and returns
     sr in the scan's intensities."""
-    from mrisr.export import export_onnx
+    from mrisr.commands.export import run_export
 
-    export_onnx(checkpoint, onnx, opset=opset, overwrite=overwrite, bare=bare)
-    print(f"wrote {onnx}")
+    run_export(checkpoint, onnx, opset=opset, bare=bare, overwrite=overwrite)
 
 
 @app.command("convert-pth")
@@ -434,11 +433,9 @@ def convert_pth(
 ) -> None:
     """Convert legacy .pth weights into a safe checkpoint (loaded with weights_only=True;
     a file holding anything but tensors is refused, never unpickled)."""
-    from mrisr.checkpoint import convert_legacy
-    from mrisr.models.registry import init_args
+    from mrisr.commands.convert import run_convert_pth
 
-    convert_legacy(pth, model, init_args(model, scale), out, overwrite=overwrite)
-    print(f"wrote {out}")
+    run_convert_pth(pth, out, model, scale, overwrite)
 
 
 def main() -> None:

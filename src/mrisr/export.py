@@ -116,7 +116,7 @@ class NormalisedSR(nn.Module):
     input: ``(lr [B,1,h,w], stats [N,2]) → net(clip((lr − o) / s)) · s + o``, where
     ``stats[:, 0]`` is the offset o and ``stats[:, 1]`` the scale s (N = 1 or B): the same
     arithmetic, in the same order, as :meth:`Normalisation.apply` / :meth:`~Normalisation.invert`
-    in :func:`mrisr.infer.resolver.upscale_volume`."""
+    in :func:`mrisr.infer.upsample.upscale_volume`."""
 
     def __init__(self, net: nn.Module, normalisation: Normalisation) -> None:
         super().__init__()

@@ -21,8 +21,8 @@ images are normalised afterwards with the HR volume's stats: ``lr = norm(D(raw))
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mrisr.data.degradations import as_pipeline, kspace_grid
 from mrisr.data.protocols import subject_of
 from mrisr.data.volumes import (
     FOREGROUND_RULE,
@@ -37,79 +38,17 @@ from mrisr.data.volumes import (
     CachedVolume,
     LazyArray,
     VolumeCache,
+    VolumeEntry,
     apply_transform,
     crop_box,
     digest,
     foreground_threshold,
     map_point,
 )
-from mrisr.degrade import METHODS, Degradation, Pipeline, RandomPipeline, from_config
+from mrisr.degrade import Pipeline, RandomPipeline
 from mrisr.errors import ConfigError
 from mrisr.io.geometry import resolve_axis
 from mrisr.normalisation import Normalisation
-
-
-def as_pipeline(degradation: Any) -> Pipeline | RandomPipeline:
-    """A :class:`Pipeline` (fixed) or :class:`RandomPipeline` (with ranges) of in-plane steps."""
-    d = degradation
-    if isinstance(d, Degradation):
-        d = Pipeline([d])
-    elif isinstance(d, Mapping):
-        d = from_config(d)
-    elif isinstance(d, Sequence) and not isinstance(d, str) and d:
-        if all(isinstance(s, Degradation) for s in d):
-            d = Pipeline(list(d))
-        elif all(isinstance(s, Mapping) for s in d):
-            d = from_config(list(d))
-    if not isinstance(d, Pipeline | RandomPipeline) or not d.steps:
-        raise ConfigError(
-            f"degradation must be a Degradation, a list, a RandomPipeline or a "
-            f"config dict with steps; got {degradation!r}"
-        )
-    if isinstance(d, RandomPipeline):
-        values = [v for s in d.steps for k, v in s.items() if k != "method"]
-        if not any(isinstance(v, Mapping | list | tuple) for v in values):
-            d = d.sample(random.Random(d.seed or 0))  # no ranges: a fixed pipeline
-    if isinstance(d, RandomPipeline):
-        layouts = [METHODS[s["method"]].layout for s in d.steps]
-    else:
-        layouts = [s.layout for s in d.steps]
-    if any(lay != "in-plane" for lay in layouts):
-        raise ConfigError(
-            "SRSliceDataset takes in-plane degradations only (slices are 2-D); "
-            "apply through-plane steps with mrisr.degrade.degrade_volume"
-        )
-    return d
-
-
-@dataclass
-class VolumeEntry:
-    """What the dataset keeps per volume (small; big arrays are memmaps opened lazily)."""
-
-    volume: CachedVolume
-    subject: str
-    order: tuple[int, int, int]  # (slice axis, in-plane H axis, in-plane W axis)
-    box: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # (K, H, W) ranges
-    spacing: tuple[float, float]
-    stats: dict[str, float]
-    threshold: float
-    fg: LazyArray  # per slice, flat in-plane indices y·W + x of foreground pixels
-    fg_start: np.ndarray  # [K + 1] offsets into fg
-    lr: LazyArray | None  # the cached LR volume [K, H/s, W/s] (fixed degradation)
-    guide: LazyArray | None = None  # the guide on this scan's HR grid [K, H, W] (multi-contrast)
-    guide_stats: dict[str, float] | None = None
-    alignment: dict[str, Any] | None = None  # pair_guide's report
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """Cropped (K, H, W)."""
-        return tuple(b - a for a, b in self.box)  # type: ignore[return-value]
-
-    def hr_slice(self, k: int) -> np.ndarray:
-        """Raw HR slice ``k`` of the cropped volume, float32 [H, W] (a copy)."""
-        (k0, _), (h0, h1), (w0, w1) = self.box
-        view = np.transpose(self.volume.data, self.order)
-        return np.array(view[k0 + k, h0:h1, w0:w1], dtype=np.float32)
 
 
 class SRSliceDataset(Dataset):
@@ -179,7 +118,7 @@ class SRSliceDataset(Dataset):
         # Centred-FFT grids put LR sample 0 at HR index N//2 − s·(M//2): an odd LR size M
         # shifts it (by 2 HR px at ×4). Cropping in-plane to a multiple of 2s keeps every
         # scan on the same grid (offset 0), so scans of any matrix can be mixed.
-        self.multiple = 2 * self.scale if _kspace_grid(self.pipeline) else self.scale
+        self.multiple = 2 * self.scale if kspace_grid(self.pipeline) else self.scale
         self.fixed_degradation = bool(fixed_degradation) and not self.random
         ps = (patch_size, patch_size) if isinstance(patch_size, int) else patch_size
         if ps is not None and (min(ps) < self.scale or any(p % self.scale for p in ps)):
@@ -470,13 +409,3 @@ def worker_init_fn(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002
-
-
-def _kspace_grid(pipeline: Pipeline | RandomPipeline) -> bool:
-    """Whether a step of ``pipeline`` resamples on a centred-FFT (k-space) grid."""
-    from mrisr.degrade.kspace import KspaceTruncate, KspaceZerofill
-
-    concrete = (
-        pipeline.sample(random.Random(0)) if isinstance(pipeline, RandomPipeline) else pipeline
-    )
-    return any(isinstance(step, KspaceTruncate | KspaceZerofill) for step in concrete.steps)

@@ -8,15 +8,11 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from mrisr.errors import ConfigError, InputError
-
-if TYPE_CHECKING:
-    from mrisr.data.datasets import SRSliceDataset
+from mrisr.io.formats import BY_NAME, describe, scan_files, split_suffix, suffix_format
 
 IXI_ID = re.compile(r"IXI\d+")
-_EXTENSIONS = (".nii.gz", ".nii", ".mgz", ".mgh", ".h5", ".hdf5", ".png", ".npy", ".dcm", ".ima")
 
 #: CSN protocol (Zhao et al., "Channel splitting network for single MR image super-resolution"):
 #: every volume cropped to 240×240×96 (in-plane H × W × slices), 500/70/6 subjects.
@@ -33,12 +29,7 @@ def subject_of(path: PathLike) -> str:
     m = IXI_ID.search(p.name)
     if m:
         return m.group(0)
-    if p.is_dir():
-        return p.name
-    for ext in _EXTENSIONS:
-        if p.name.lower().endswith(ext):
-            return p.name[: -len(ext)]
-    return p.name
+    return p.name if p.is_dir() else split_suffix(p)[0]
 
 
 def _count(n: int | float, total: int, what: str) -> int:
@@ -104,29 +95,13 @@ class ProtocolSplit:
     def __iter__(self) -> Iterator[list[Path]]:
         return iter((self.train, self.val, self.test))
 
-    def datasets(
-        self, scale: int, degradation: Any, patch_size: int | None = None, **kwargs: Any
-    ) -> tuple[SRSliceDataset, SRSliceDataset, SRSliceDataset | None]:
-        """Training (patches, augmented), validation and test datasets (whole slices, no
-        augmentation) with the protocol's crop; ``kwargs`` go to every
-        :class:`~mrisr.data.SRSliceDataset`. The test dataset is None when there is no test
-        subject."""
-        from mrisr.data.datasets import SRSliceDataset
-
-        common = {"crop": self.crop, "cache_dir": self.cache_dir, **kwargs}
-        tr = SRSliceDataset(self.train, scale, degradation, patch_size=patch_size, **common)
-        common["augment"] = False
-        va = SRSliceDataset(self.val, scale, degradation, **common)
-        te = SRSliceDataset(self.test, scale, degradation, **common) if self.test else None
-        return tr, va, te
-
 
 def _expand(scans: PathLike | Sequence[PathLike]) -> list[Path]:
     if isinstance(scans, str | os.PathLike) and Path(scans).is_dir():
         d = Path(scans)
-        found = sorted(p for p in d.iterdir() if p.name.endswith((".nii", ".nii.gz")))
+        found = scan_files(d)
         if not found:
-            raise InputError(f"no .nii/.nii.gz files in '{d}'")
+            raise InputError(f"no scan files in '{d}'; mrisr reads {describe()}")
         return found
     if isinstance(scans, str | os.PathLike):
         return [Path(scans)]
@@ -181,7 +156,8 @@ def fastmri_folder(path: PathLike) -> list[Path]:
     d = Path(path)
     if not d.is_dir():
         raise InputError(f"fastMRI folder '{d}' does not exist or is not a folder")
-    files = sorted(p for p in d.iterdir() if p.suffix == ".h5" and p.is_file())
+    h5 = BY_NAME["h5"]
+    files = sorted(p for p in d.iterdir() if suffix_format(p) is h5 and p.is_file())
     if not files:
-        raise InputError(f"no .h5 files in '{d}'")
+        raise InputError(f"no {'/'.join(h5.suffixes)} files in '{d}'")
     return files

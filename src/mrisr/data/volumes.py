@@ -261,3 +261,33 @@ def map_point(y: int, x: int, shape: tuple[int, int], t: Transform) -> tuple[int
     for _ in range(t[2]):  # rot90: out[i, j] = in[j, W − 1 − i]
         y, x, h, w = w - 1 - x, y, w, h
     return y, x
+
+
+@dataclass
+class VolumeEntry:
+    """What the dataset keeps per volume (small; big arrays are memmaps opened lazily)."""
+
+    volume: CachedVolume
+    subject: str
+    order: tuple[int, int, int]  # (slice axis, in-plane H axis, in-plane W axis)
+    box: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]  # (K, H, W) ranges
+    spacing: tuple[float, float]
+    stats: dict[str, float]
+    threshold: float
+    fg: LazyArray  # per slice, flat in-plane indices y·W + x of foreground pixels
+    fg_start: np.ndarray  # [K + 1] offsets into fg
+    lr: LazyArray | None  # the cached LR volume [K, H/s, W/s] (fixed degradation)
+    guide: LazyArray | None = None  # the guide on this scan's HR grid [K, H, W] (multi-contrast)
+    guide_stats: dict[str, float] | None = None
+    alignment: dict[str, Any] | None = None  # pair_guide's report
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Cropped (K, H, W)."""
+        return tuple(b - a for a, b in self.box)  # type: ignore[return-value]
+
+    def hr_slice(self, k: int) -> np.ndarray:
+        """Raw HR slice ``k`` of the cropped volume, float32 [H, W] (a copy)."""
+        (k0, _), (h0, h1), (w0, w1) = self.box
+        view = np.transpose(self.volume.data, self.order)
+        return np.array(view[k0 + k, h0:h1, w0:w1], dtype=np.float32)

@@ -1,5 +1,6 @@
 """Degradations: acquisition models that turn an HR image into an LR one (see docs/architecture)."""
 
+from mrisr.degrade.apply import degrade_volume
 from mrisr.degrade.base import AxisMap, Degradation, Degraded
 from mrisr.degrade.blur import Gaussian, gaussian_downsample
 from mrisr.degrade.kspace import (
@@ -16,7 +17,6 @@ from mrisr.degrade.noise import Rician, rician_noise
 from mrisr.degrade.pipeline import METHODS, Pipeline, RandomPipeline, from_config, make_degradation
 from mrisr.degrade.resize import Bicubic, bicubic_downsample, imresize
 from mrisr.degrade.thickslice import ThickSlice
-from mrisr.degrade.volume import degrade_volume
 
 __all__ = [
     "METHODS",

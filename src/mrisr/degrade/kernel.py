@@ -70,8 +70,6 @@ def _cached(path: str, mtime_ns: int) -> tuple[np.ndarray, dict[str, Any], str]:
 def centre_offset(k: np.ndarray, scale: int) -> float:
     """Input index of output sample 0 (both axes, averaged) when ``k`` is applied with
     reflect padding ``K//2`` and stride ``scale``: the kernel's centre of mass − ``K//2``."""
-    from mrisr.models.dsgan import centre_of_mass
-
     r, c = centre_of_mass(k)
     return round(((r + c) / 2) - k.shape[0] // 2, 3)
 
@@ -225,6 +223,27 @@ def psf_plot(
 
 
 def _com(k: np.ndarray) -> tuple[float, float]:
-    from mrisr.models.dsgan import centre_of_mass
-
     return centre_of_mass(k)
+
+
+def kernel_error(k: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    """How far a kernel is from a reference (both normalised to sum 1): relative L2 error,
+    max abs difference, and the centre-of-mass shift in pixels."""
+    a = np.asarray(k, np.float64) / np.sum(k)
+    b = np.asarray(ref, np.float64) / np.sum(ref)
+    if a.shape != b.shape:
+        raise ConfigError(f"kernels of different sizes: {a.shape} vs {b.shape}")
+    ca, cb = np.array(centre_of_mass(a)), np.array(centre_of_mass(b))
+    return {
+        "rel_l2": float(np.linalg.norm(a - b) / np.linalg.norm(b)),
+        "max_abs": float(np.abs(a - b).max()),
+        "centre_shift_px": float(np.linalg.norm(ca - cb)),
+    }
+
+
+def centre_of_mass(k: np.ndarray) -> tuple[float, float]:
+    """(row, col) centre of mass of a kernel."""
+    k = np.asarray(k, np.float64)
+    idx = np.arange(k.shape[0], dtype=np.float64)
+    t = k.sum()
+    return float((k.sum(1) * idx).sum() / t), float((k.sum(0) * idx).sum() / t)

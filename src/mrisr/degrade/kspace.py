@@ -20,20 +20,7 @@ import torch
 
 from mrisr.degrade.base import IDENTITY, AxisMap, Degradation, Degraded, check_divisible
 from mrisr.errors import ConfigError
-
-DIMS = (-2, -1)
-
-
-def fft2c(x: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal 2-D FFT over the last two dims: [..., H, W] → complex [..., H, W]."""
-    x = torch.fft.ifftshift(x, dim=DIMS)
-    return torch.fft.fftshift(torch.fft.fft2(x, dim=DIMS, norm="ortho"), dim=DIMS)
-
-
-def ifft2c(k: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal 2-D inverse FFT over the last two dims (complex in, complex out)."""
-    k = torch.fft.ifftshift(k, dim=DIMS)
-    return torch.fft.fftshift(torch.fft.ifft2(k, dim=DIMS, norm="ortho"), dim=DIMS)
+from mrisr.fourier import DIMS, fft2c, ifft2c  # noqa: F401 - fft2c/ifft2c re-exported
 
 
 def center_crop(k: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

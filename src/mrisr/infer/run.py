@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mrisr import __version__
 from mrisr.errors import ConfigError, InputError, OutputError
-
-SCAN_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh", ".h5", ".hdf5", ".npy", ".png")
+from mrisr.io.formats import expand_folder, split_suffix
 
 
 def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
@@ -30,23 +28,15 @@ def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
         if p.is_file() and p.suffix == ".txt":
             lines = [ln.strip() for ln in p.read_text().splitlines()]
             found += expand_inputs([Path(ln) for ln in lines if ln and not ln.startswith("#")])
-        elif p.is_dir():
-            scans = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(SCAN_SUFFIXES))
-            found += scans if scans else [p]
         else:
-            found.append(p)
+            found += expand_folder(p)
     if not found:
         raise InputError("no input scans found")
     return found
 
 
 def output_name(inp: Path, scale: int) -> str:
-    name = inp.name
-    for suf in (".nii.gz", ".nii", ".mgz", ".mgh", ".h5", ".hdf5", ".npy", ".png", ".dcm"):
-        if name.endswith(suf):
-            name = name[: -len(suf)]
-            break
-    return f"{name}_sr_x{scale}.nii.gz"
+    return f"{split_suffix(inp)[0]}_sr_x{scale}.nii.gz"
 
 
 def plan_outputs(inputs: list[Path], out: Path, scale: int) -> list[Path]:
@@ -119,18 +109,18 @@ def upscale(
     Without ``checkpoint``, the shipped ``weights`` (a name of :data:`mrisr.weights.SHIPPED`)
     or the default weights for ``scale`` (×2 when None; k-space-truncation models) are used.
 
-    ``options`` are :class:`mrisr.infer.resolver.UpscaleOptions` fields (axis, tile, batch,
+    ``options`` are :class:`mrisr.infer.upsample.UpscaleOptions` fields (axis, tile, batch,
     ensemble, device, compile, max_memory_mb, progress, ...). ``guide``: the high-resolution
     scan of the guide contrast, for multi-contrast checkpoints (one input scan). Returns the
     written paths.
     """
     from mrisr.checkpoint import load_checkpoint
-    from mrisr.commands import _acquired_record, file_sha256, write_volume_with_sidecar
-    from mrisr.infer.resolver import UpscaleOptions, pick_device, upscale_volume
+    from mrisr.infer.upsample import UpscaleOptions, check_guide, pick_device, upscale_volume
     from mrisr.io import load_volume
     from mrisr.io.geometry import check_plane, choose_plane
     from mrisr.io.nifti import check_nifti_output
-    from mrisr.metrics.spectrum import acquired_resolution
+    from mrisr.metrics.acquired import acquired_resolution, sidecar_record
+    from mrisr.provenance import sidecar_header, write_volume_with_sidecar
 
     if isinstance(inputs, str | Path):
         inputs = [inputs]
@@ -153,17 +143,7 @@ def upscale(
         raise ConfigError(f"--model {model} does not match the checkpoint's model {ckpt.name}")
     if scale is not None and scale != ckpt.scale:
         raise ConfigError(f"--scale {scale}: this checkpoint is trained for x{ckpt.scale}")
-    needs = bool(getattr(net, "needs_guide", False))
-    if needs and guide is None:
-        raise ConfigError(
-            f"model '{ckpt.name}' is multi-contrast: give the high-resolution guide scan of "
-            "the same subject with --guide (e.g. --guide T1.nii.gz)"
-        )
-    if guide is not None and not needs:
-        raise ConfigError(
-            f"model '{ckpt.name}' is single-contrast and takes no --guide; drop --guide or "
-            "use a multi-contrast checkpoint"
-        )
+    check_guide(net, guide is not None, ckpt.name)
     scans = expand_inputs([Path(p) for p in inputs])
     guide_vol = None
     if guide is not None:
@@ -195,18 +175,13 @@ def upscale(
             vol,
             net,
             ckpt.scale,
-            normalise=ckpt.normalisation,
+            normalisation=ckpt.normalisation,
             training=ckpt.training,
             options=scan_opts,
             guide=guide_vol,
         )
         sidecar = {
-            "mrisr_version": __version__,
-            "command": " ".join(argv) if argv else None,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
-            "input": str(src),
-            "input_sha256": file_sha256(src),
-            **({"guide": str(guide), "guide_sha256": file_sha256(Path(guide))} if guide else {}),
+            **sidecar_header(argv, {"input": src, "guide": guide}, created=t0),
             "output": str(dst),
             "model": ckpt.name,
             "checkpoint": str(ckpt.path),
@@ -214,7 +189,7 @@ def upscale(
             "rank": rank,
             "world_size": world,
             **record,
-            "input_acquired_resolution": _acquired_record(acq),
+            "input_acquired_resolution": sidecar_record(acq),
         }
         write_volume_with_sidecar(result, dst, sidecar, overwrite)
         written.append(dst)

@@ -84,3 +84,15 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def emit_text(text: str, output: str | Path | None, overwrite: bool) -> None:
+    """A report to stdout, or atomically to ``output`` (then ``wrote OUTPUT`` on stdout)."""
+    import sys
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    with atomic_outputs([Path(output)], overwrite=overwrite) as (tmp,):
+        tmp.write_text(text)
+    print(f"wrote {output}")

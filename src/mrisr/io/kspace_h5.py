@@ -26,7 +26,7 @@ def kspace_to_image(kspace: np.ndarray) -> np.ndarray:
     coils for a 4-D [slices, coils, kx, ky] array. Returns float32 [slices, kx, ky]."""
     import torch
 
-    from mrisr.degrade.kspace import ifft2c
+    from mrisr.fourier import ifft2c
 
     k = torch.from_numpy(np.ascontiguousarray(kspace)).to(torch.complex64)
     img = ifft2c(k).abs()

@@ -7,34 +7,14 @@ from pathlib import Path
 import numpy as np
 
 from mrisr.errors import InputError
+from mrisr.io.formats import format_of
 from mrisr.io.volume import Volume
 
 
 def detect_format(path: Path) -> str:
-    """The reader for ``path``: by folder, extension, then magic bytes."""
-    name = path.name.lower()
-    if path.is_dir():
-        return "dicom"
-    if name.endswith((".nii", ".nii.gz", ".mgz", ".mgh")):
-        return "nifti"
-    if name.endswith((".h5", ".hdf5")):
-        return "h5"
-    if name.endswith(".png"):
-        return "png"
-    if name.endswith(".npy"):
-        return "npy"
-    if name.endswith(".dcm") or name.endswith(".ima"):
-        return "dicom"
-    with path.open("rb") as fh:
-        head = fh.read(132)
-    if head[128:132] == b"DICM":
-        return "dicom"
-    if head[:8] == b"\x89HDF\r\n\x1a\n":
-        return "h5"
-    raise InputError(
-        f"cannot tell the format of '{path}'; mrisr reads .nii/.nii.gz/.mgz, DICOM (folder or "
-        f"file), fastMRI .h5, .png and .npy"
-    )
+    """The name of ``path``'s format in :data:`mrisr.io.formats.FORMATS`: a folder is DICOM,
+    then the extension, then magic bytes (:func:`~mrisr.io.formats.format_of`)."""
+    return format_of(path).name
 
 
 def load_volume(
@@ -55,27 +35,9 @@ def load_volume(
     path = Path(path)
     if not path.exists():
         raise InputError(f"input '{path}' does not exist")
-    fmt = detect_format(path)
-    if fmt == "nifti":
-        from mrisr.io.nifti import load_nifti
-
-        vol = load_nifti(path, volume_index)
-    elif fmt == "dicom":
-        from mrisr.io.dicom import load_dicom
-
-        vol = load_dicom(path)
-    elif fmt == "h5":
-        from mrisr.io.kspace_h5 import load_kspace_h5
-
-        vol = load_kspace_h5(path)
-    elif fmt == "png":
-        from mrisr.io.image2d import load_png
-
-        vol = load_png(path)
-    else:
-        from mrisr.io.image2d import load_npy
-
-        vol = load_npy(path)
+    fmt = format_of(path)
+    reader = fmt.load_reader()
+    vol = reader(path, volume_index) if fmt.volume_index else reader(path)
     return validate(vol, nonfinite=nonfinite, allow_empty=allow_empty)
 
 
@@ -90,8 +52,9 @@ def validate(vol: Volume, nonfinite: str = "error", allow_empty: bool = False) -
             vol.meta["nonfinite_replaced"] = n_bad
         else:
             raise InputError(
-                f"'{where}' has {n_bad} NaN/Inf voxels; fix the file or pass --nonfinite zero "
-                f"to replace them by 0"
+                f"'{where}' has {n_bad} NaN/Inf voxels (mrisr reads them as stored and does "
+                "not guess a value); write the scan again with them replaced (e.g. by 0), or "
+                "in Python read it with mrisr.load_volume(path, nonfinite='zero')"
             )
     if not np.isfinite(vol.affine).all() or abs(np.linalg.det(vol.affine[:3, :3])) < 1e-12:
         raise InputError(f"'{where}' has a singular or non-finite affine; its header is broken")

@@ -9,10 +9,10 @@ import numpy as np
 
 from mrisr.errors import ConfigError, InputError
 from mrisr.io.atomic import atomic_outputs
+from mrisr.io.formats import writable_suffixes
 from mrisr.io.volume import Volume
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-MGH_SUFFIXES = (".mgz", ".mgh")
+NIFTI_SUFFIXES = writable_suffixes()  # (".nii", ".nii.gz"): the only format mrisr writes
 
 
 def check_nifti_output(path: str | Path, overwrite: bool = False) -> Path:

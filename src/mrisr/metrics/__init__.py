@@ -17,12 +17,12 @@ _WHERE = {
     "mscn": "noref",
     "niqe": "noref",
     "niqe_volume": "noref",
-    "evaluate_volume": "reference",
+    "evaluate_volume": "scores",
     "nmse": "reference",
     "psnr": "reference",
     "ssim": "reference",
     "paired_tests": "stats",
-    "acquired_resolution": "spectrum",
+    "acquired_resolution": "acquired",
     "effective_resolution": "spectrum",
 }
 

@@ -4,7 +4,7 @@ The parameter count of every zoo preset at every scale, valid for the model code
 fingerprint (:func:`mrisr.models.counts.fingerprint`) is ``FINGERPRINT``.
 """
 
-FINGERPRINT = "9b38a0c0ae8b1c7f68d5acc35de344072186e91fed39161372a2c1f69c9711d6"
+FINGERPRINT = "6181aa66d92f48528ec308fb7168ed115db4ae0c578f09c8991bdf5d49028d40"
 
 COUNTS: dict[str, dict[int, int | None]] = {
     "edsr-baseline": {2: 1367553, 3: 1552193, 4: 1515265, 8: 1662977},

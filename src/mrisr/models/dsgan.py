@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mrisr.degrade.kernel import centre_of_mass  # noqa: F401 - re-exported
+
 SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
 
 
@@ -180,11 +182,3 @@ class KernelRegularisers(nn.Module):
         col = (k.sum(0) * self.idx).sum() / total
         target = torch.full((2,), self.centre, dtype=k.dtype, device=k.device)
         return F.mse_loss(torch.stack([row, col]), target)
-
-
-def centre_of_mass(k: np.ndarray) -> tuple[float, float]:
-    """(row, col) centre of mass of a kernel."""
-    k = np.asarray(k, np.float64)
-    idx = np.arange(k.shape[0], dtype=np.float64)
-    t = k.sum()
-    return float((k.sum(1) * idx).sum() / t), float((k.sum(0) * idx).sum() / t)

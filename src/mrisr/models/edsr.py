@@ -1,9 +1,8 @@
 """EDSR (Lim et al., CVPRW 2017) for single-channel MRI, without MeanShift.
 
-Spec: ``../shared/specs/model-specs.md`` §0 (ResBlock, upsampler) and §1.2 (the 40-block
-backbone SERAN builds on). The grey-input count of the 16×64 baseline at ×2 is 1,367,553, which
-only comes out without the RGB MeanShift layers — so none are used here.
-"""
+Spec: the model spec (docs/model-zoo.md) §0 (ResBlock, upsampler) and §1.2 (the 40-block backbone
+SERAN builds on). The grey-input count of the 16×64 baseline at ×2 is 1,367,553, which only comes
+out without the RGB MeanShift layers — so none are used here."""
 
 from __future__ import annotations
 

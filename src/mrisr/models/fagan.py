@@ -1,7 +1,7 @@
 """FA-GAN (fused attentive GAN): generator with local feature fusion blocks and a global feature
 fusion block after upsampling, and the SRGAN-style discriminator with spectral normalisation.
 
-Spec: ``../shared/specs/model-specs.md`` §4 (paper: ``../shared/papers/fa-gan.md``). Sizes at
+Spec: the model spec (docs/model-zoo.md) §4 (the FA-GAN paper). Sizes at
 ×4 with 16 LFFBs: generator 17,076,886 parameters, discriminator 5,210,561.
 
 - :class:`LFFB`: three scale extractors (3×3, 5×5, 7×7; conv → ReLU → conv → conv), each fused

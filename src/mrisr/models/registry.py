@@ -12,56 +12,21 @@ and is rebuilt from a checkpoint by ``build_model(name, **init_args)``.
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
 from typing import Any
 
+import mrisr.models.zoo  # noqa: F401 - the explicit registration list fills REGISTRY
 from mrisr.errors import ConfigError
+from mrisr.models.spec import REGISTRY, ModelSpec, register
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One entry of the zoo.
-
-    Attributes:
-        name: registry name (lower case, dashes).
-        target: ``"module:Class"``; the class takes ``scale`` plus ``defaults`` as keywords.
-        scales: the scales the method supports.
-        defaults: keyword arguments that define this preset (e.g. depth, width).
-        paper_params: parameter count reported by the paper (or the spec's reading of it) per
-            scale; ``None`` where the paper gives none.
-        param_status: "matched" (our count equals the spec's exact number), "approx" or
-            "not matched" (see the spec; never claim more).
-        needs_guide: the model needs a high-resolution guide contrast (multi-contrast SR).
-        input_kind: "lr" (the LR image) — networks that work on a bicubic-upsampled input do
-            that upsampling inside ``forward``, so every model takes the LR image.
-        paper: short citation.
-        description: one line for ``mrisr models``.
-    """
-
-    name: str
-    target: str
-    scales: tuple[int, ...]
-    defaults: dict[str, Any] = field(default_factory=dict)
-    paper_params: dict[int, int | None] = field(default_factory=dict)
-    param_status: str = "matched"
-    needs_guide: bool = False
-    paper: str = ""
-    description: str = ""
-
-    def cls(self) -> type:
-        module, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-REGISTRY: dict[str, ModelSpec] = {}
-
-
-def register(spec: ModelSpec) -> ModelSpec:
-    if spec.name in REGISTRY:
-        raise ValueError(f"model '{spec.name}' registered twice")
-    REGISTRY[spec.name] = spec
-    return spec
+__all__ = [
+    "REGISTRY",
+    "ModelSpec",
+    "build_model",
+    "count_parameters",
+    "get_spec",
+    "init_args",
+    "register",
+]
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -93,9 +58,3 @@ def init_args(name: str, scale: int, **overrides: Any) -> dict[str, Any]:
     """The complete keyword arguments a checkpoint stores to rebuild the model."""
     spec = get_spec(name)
     return {"scale": scale, **spec.defaults, **overrides}
-
-
-# --- the zoo ---------------------------------------------------------------------------------
-# Paper numbers: see ../shared/specs/model-specs.md §1.6, §2.6, §6 (kept in the zoo table,
-# docs/model-zoo.md). Entries are added by the modules' authors below.
-from mrisr.models import zoo  # noqa: E402,F401  (explicit registration list)

@@ -1,9 +1,8 @@
 """SERAN: squeeze-and-excitation reasoning attention network (single-contrast MRI SR).
 
-Spec: ``../shared/specs/model-specs.md`` §1 — an EDSR backbone (40 × RB(64)) with one SERAB
-applied to the body output (after the body's closing conv) right before the long-skip addition.
-No official code exists; the SERAB below follows spec §1.3 step by step (paper Eq. 1–7).
-"""
+Spec: the model spec (docs/model-zoo.md) §1 — an EDSR backbone (40 × RB(64)) with one SERAB applied
+to the body output (after the body's closing conv) right before the long-skip addition. No official
+code exists; the SERAB below follows spec §1.3 step by step (paper Eq. 1–7)."""
 
 from __future__ import annotations
 

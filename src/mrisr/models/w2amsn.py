@@ -1,6 +1,6 @@
 """W²AMSN: wide weighted attention multi-scale network (Wang et al., TCSVT 2021).
 
-Single-contrast SR, ``../shared/specs/model-specs.md`` §2. No public code exists; this follows the
+Single-contrast SR, the model spec (docs/model-zoo.md) §2. No public code exists; this follows the
 spec's reading of the paper. The second-layer width of each block (``ms_out``) is configurable
 because the paper's parameter counts cannot be reproduced (§2.6):
 

@@ -1,13 +1,12 @@
 """The registration list of the model zoo: one explicit ``register`` call per preset.
 
-Paper sizes: ``../shared/specs/model-specs.md`` §1.6 (SERAN, EDSR-40), §2.6 (W²AMSN), §6. Where
-the spec reproduces the paper exactly, ``paper_params`` is the exact count and the unit tests pin
-our count to it; where it cannot (W²AMSN), it is the paper's rounded figure, marked "not matched".
-"""
+Paper sizes: the model spec (docs/model-zoo.md) §1.6 (SERAN, EDSR-40), §2.6 (W²AMSN), §6. Where the
+spec reproduces the paper exactly, ``paper_params`` is the exact count and the unit tests pin our
+count to it; where it cannot (W²AMSN), it is the paper's rounded figure, marked "not matched"."""
 
 from __future__ import annotations
 
-from mrisr.models.registry import ModelSpec, register
+from mrisr.models.spec import ModelSpec, register
 
 EDSR = "Lim et al., EDSR, CVPRW 2017"
 

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         "--stop-at", type=int, default=None, help="stop after this step, as if killed there"
     )
     args = parser.parse_args(argv)
-    from mrisr.train import run_train
+    from mrisr.commands.train import run_train
 
     try:
         run_dir = run_train(args.config, args.overrides, args.resume, args.run_dir, args.stop_at)

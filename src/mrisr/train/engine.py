@@ -47,7 +47,8 @@ from mrisr.train.state import (
     save_state,
     seed_everything,
 )
-from mrisr.train.tasks import TASKS, Task
+from mrisr.train.tasks import TASKS
+from mrisr.train.tasks.base import Task
 from mrisr.train.validation import Validator, is_kspace
 
 #: Keys a resumed run may change (length, bookkeeping, hardware); anything else is refused.

@@ -90,7 +90,7 @@ class Validator:
         return out
 
     def _score(self, pred: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
-        from mrisr.metrics.reference import evaluate_volume
+        from mrisr.metrics.scores import evaluate_volume
 
         vol = evaluate_volume(pred, ref, shave=self.shave, slice_axis=0)["volume"]
         return {"psnr": vol["psnr"], "ssim": vol["ssim"], "nmse": vol["nmse"]}

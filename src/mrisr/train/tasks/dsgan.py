@@ -9,7 +9,7 @@ KernelGAN's order::
     D update:  L_D = ½(mean|D(lr + n) − 1| + mean|D(fake.detach() + n)|),  n ~ N(0, σ²)
 
 then the λ schedule (:class:`LambdaSchedule`). The G update runs the raw discriminator with its
-parameters frozen (no D gradients; DDP-safe as in :mod:`mrisr.train.gan`). Learning rates:
+parameters frozen (no D gradients; DDP-safe as in :mod:`mrisr.train.tasks.gan`). Learning rates:
 ``optim`` (G) and ``dsgan.d_optim`` (D), both with the ``sched`` schedule (KernelGAN: 2e-4,
 β₁ 0.5, ÷10 every 750 steps).
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mrisr.train.tasks import Task, lr_factor, make_optimizer
+from mrisr.train.tasks.base import Task, lr_factor, make_optimizer
 
 if TYPE_CHECKING:
     from lightning.fabric import Fabric

@@ -4,17 +4,16 @@ The engine owns the loop (data, steps, validation, logs, state files); a task ow
 optimisers, schedulers and EMAs and does one optimisation step per batch. The task calls
 ``fabric.backward`` and steps its own optimisers, so tasks with several of them fit the same loop.
 
-Tasks: :class:`SupervisedSR` (pixel loss) and :class:`mrisr.train.gan.GANTask` (FA-GAN /
-SRGAN: ``"generator"`` and ``"discriminator"`` with one optimiser and scheduler each, D and G
-updates alternating inside :meth:`Task.training_step`; the generic :meth:`Task.state_dict` saves
-and restores every registered part by name). Extension point for the training that comes next:
+The tasks: :class:`~mrisr.train.tasks.supervised.SupervisedSR` (pixel loss),
+:class:`~mrisr.train.tasks.supervised.MultiContrastSR` (guided SR: the batch carries ``"guide"``
+besides ``"lr"``/``"hr"``), :class:`~mrisr.train.tasks.gan.GANTask` (FA-GAN / SRGAN:
+``"generator"`` and ``"discriminator"`` with one optimiser and scheduler each, D and G updates
+alternating inside :meth:`Task.training_step`) and :class:`~mrisr.train.tasks.dsgan.DSGANTask`;
+the generic :meth:`Task.state_dict` saves and restores every registered part by name. Tasks are
+looked up by name in :data:`mrisr.train.tasks.TASKS` (``task:`` in the recipe).
 
-- **Multi-contrast** (e.g. SANet: LR target + HR guide → HR target, with an auxiliary output):
-  the batch carries ``"guide"`` (``[B, 1, H, W]``) besides ``"lr"``/``"hr"``; override
-  :meth:`SupervisedSR.forward` to call ``model(lr, guide)`` and :meth:`SupervisedSR.loss` to
-  weigh the two outputs; :meth:`Task.predict` returns the target contrast for validation.
-
-Tasks are looked up by name in :data:`TASKS` (``task:`` in the recipe).
+Shared here: :class:`EMA`, :meth:`Task.eval_net` (the EMA copy of a network when kept, else the
+raw one), :func:`lr_factor`, :func:`make_optimizer` and :func:`pixel_loss`.
 """
 
 from __future__ import annotations
@@ -163,6 +162,12 @@ class Task:
             for k, part in parts.items():
                 part.load_state_dict(saved[k])
 
+    def eval_net(self, key: str) -> nn.Module:
+        """The network ``key`` for validation and export: its EMA copy when the task keeps one,
+        else the raw module (not the DDP wrapper, whose forward may broadcast buffers: ranks
+        score different volumes, so their forward calls need not pair up)."""
+        return self.emas[key].module if key in self.emas else self.nets[key]
+
     def export_module(self) -> nn.Module:
         """The network an exported checkpoint holds (EMA weights when kept)."""
         raise NotImplementedError
@@ -183,145 +188,3 @@ class Task:
             training=training,
             overwrite=True,
         )
-
-
-class SupervisedSR(Task):
-    """Pixel-loss SR: one network, L1 or L2, Adam, optional EMA and gradient clipping."""
-
-    name = "supervised"
-    key: ClassVar[str] = "model"  # the SR network's name in the registries
-
-    def setup(self, fabric: Fabric, cfg: RunConfig, steps_per_epoch: int, total_steps: int) -> None:
-        self.fabric, self.cfg = fabric, cfg
-        self.nets[self.key] = net = self.build_generator()
-        self.configure_optimizers(steps_per_epoch, total_steps)
-        model, opt = fabric.setup(net, self.optimizers[self.key])
-        self.wrapped[self.key], self.optimizers[self.key] = model, opt
-        if cfg.train.ema_decay is not None:
-            self.emas[self.key] = EMA(net, cfg.train.ema_decay)
-        self.loss_fn = pixel_loss(cfg.train.loss)
-
-    def build_generator(self) -> nn.Module:
-        """``model`` from the zoo, warm-started from ``model.init_from`` when given."""
-        from mrisr.models.registry import build_model
-
-        assert self.cfg is not None
-        cfg = self.cfg
-        net = build_model(cfg.model.name, cfg.data.scale, **cfg.model.args)
-        self.warm_start: dict[str, Any] | None = None
-        if cfg.model.init_from:
-            from mrisr.checkpoint import warm_start
-
-            self.warm_start = warm_start(net, cfg.model.name, cfg.model.init_from)
-        return net
-
-    def configure_optimizers(self, steps_per_epoch: int, total_steps: int) -> None:
-        assert self.cfg is not None
-        opt = make_optimizer(self.nets[self.key].parameters(), self.cfg.optim)
-        self.optimizers[self.key] = opt
-        factor = lr_factor(self.cfg, steps_per_epoch, total_steps)
-        self.schedulers[self.key] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """The training forward; multi-contrast tasks pass the guide here."""
-        return self.wrapped[self.key](batch["lr"])
-
-    def loss(self, sr: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        return self.loss_fn(sr.float(), batch["hr"].float())
-
-    def losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The loss to minimise on ``batch`` and extra terms to log."""
-        return self.loss(self.forward(batch), batch), {}
-
-    def training_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        assert self.fabric is not None and self.cfg is not None
-        model, opt = self.wrapped[self.key], self.optimizers[self.key]
-        model.train()
-        loss, out = self.losses(batch)
-        opt.zero_grad(set_to_none=True)
-        self.fabric.backward(loss)
-        out["loss"] = loss.detach()
-        if self.cfg.train.grad_clip is not None:
-            norm = self.fabric.clip_gradients(
-                model, opt, max_norm=self.cfg.train.grad_clip, error_if_nonfinite=False
-            )
-            if norm is not None:
-                out["grad_norm"] = norm.detach()
-        opt.step()
-        self.schedulers[self.key].step()
-        if self.key in self.emas:
-            self.emas[self.key].update(self.nets[self.key])
-        return out
-
-    @torch.no_grad()
-    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        assert self.fabric is not None
-        # The raw module (not the DDP wrapper, whose forward may broadcast buffers): ranks
-        # score different volumes, so their forward calls need not pair up.
-        net = self.emas[self.key].module if self.key in self.emas else self.nets[self.key]
-        net.eval()
-        with self.fabric.autocast():
-            return net(batch["lr"]).float()
-
-    def export_module(self) -> nn.Module:
-        net = self.emas[self.key].module if self.key in self.emas else self.nets[self.key]
-        return net
-
-
-class MultiContrastSR(SupervisedSR):
-    """Guided SR (SANet): ``model.forward_both(lr, guide) → (target, guide reconstruction)``,
-    loss ``α·L1(target, hr) + (1 − α)·L1(aux, guide)`` with α = ``train.target_weight``
-    (0.7: SANet Eq. 9); validation and export use the target output."""
-
-    name = "multicontrast"
-
-    def losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        assert self.cfg is not None
-        tar, aux = self.wrapped[self.key](batch["lr"], batch["guide"], return_aux=True)
-        alpha = self.cfg.train.target_weight
-        l_tar = self.loss_fn(tar.float(), batch["hr"].float())
-        out = {"loss/target": l_tar.detach()}
-        loss = alpha * l_tar
-        if aux is not None:
-            l_aux = self.loss_fn(aux.float(), batch["guide"].float())
-            loss = loss + (1 - alpha) * l_aux
-            out["loss/guide"] = l_aux.detach()
-        return loss, out
-
-    @torch.no_grad()
-    def predict(self, batch: dict[str, Any]) -> torch.Tensor:
-        assert self.fabric is not None
-        net = self.emas[self.key].module if self.key in self.emas else self.nets[self.key]
-        net.eval()
-        with self.fabric.autocast():
-            return net(batch["lr"], batch["guide"]).float()
-
-
-class _TaskTable(dict):
-    """``TASKS[name]`` → the task class; the tasks in their own modules (which import this
-    one) are registered on first use, so any module may be imported first."""
-
-    def _fill(self) -> None:
-        if GANTask_name not in dict.keys(self):
-            from mrisr.train.dsgan import DSGANTask
-            from mrisr.train.gan import GANTask
-
-            self.update({GANTask.name: GANTask, DSGANTask.name: DSGANTask})
-
-    def __getitem__(self, key: str) -> type[Task]:
-        self._fill()
-        return dict.__getitem__(self, key)
-
-    def __iter__(self):  # type: ignore[override]
-        self._fill()
-        return dict.__iter__(self)
-
-    def keys(self):  # type: ignore[override]
-        self._fill()
-        return dict.keys(self)
-
-
-GANTask_name = "gan"
-TASKS: dict[str, type[Task]] = _TaskTable(
-    {SupervisedSR.name: SupervisedSR, MultiContrastSR.name: MultiContrastSR}
-)

@@ -1,10 +1,11 @@
-"""``mrisr learn-kernel``: a scanner's degradation kernel from an HR and a real LR scan.
+"""``mrisr learn-kernel OUT --hr HR --lr LR --scale S``: a scanner's degradation kernel from
+an HR and a real LR scan.
 
-Runs the ``dsgan_x{scale}`` recipe (:mod:`mrisr.train.dsgan`) through the training engine in a
-run folder (``--run-dir``, or a temporary one removed afterwards), then writes ``OUT.npy``
-(the kernel, sum 1), ``OUT.json`` (how it was learned: scans and their sha256, mode, steps,
-seed, centre of mass, the engine's training card) and ``OUT.png`` (PSF plot) together, or
-nothing. The output is checked before any work is done.
+Runs the ``dsgan_x{scale}`` recipe (task ``dsgan``) through the training engine in a run folder
+(``--run-dir``, or a temporary one removed afterwards), then writes ``OUT.npy`` (the kernel,
+sum 1), ``OUT.json`` (how it was learned: scans and their sha256, mode, steps, seed, centre of
+mass, the engine's training card) and ``OUT.png`` (PSF plot) together, or nothing. The output is
+checked before any work is done.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mrisr.errors import ConfigError
+from mrisr.provenance import sidecar_header
 
 
-def learn_kernel(
+def run_learn_kernel(
     hr: str | Path,
     lr: str | Path,
     scale: int,
@@ -38,8 +38,6 @@ def learn_kernel(
     argv: list[str] | None = None,
 ) -> dict[str, Any]:
     """Learn the ×``scale`` kernel taking ``hr`` to ``lr``; returns the sidecar written."""
-    from mrisr import __version__
-    from mrisr.commands import file_sha256
     from mrisr.degrade.kernel import read_kernel, save_kernel
     from mrisr.io.atomic import check_writable
     from mrisr.train.config import load_config, recipe_names
@@ -84,13 +82,7 @@ def learn_kernel(
         meta.pop("title", None)
         card = meta.get("training", {})
         sidecar = {
-            "mrisr_version": __version__,
-            "command": " ".join(argv) if argv else None,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "hr": str(hr),
-            "hr_sha256": file_sha256(Path(hr)),
-            "lr": str(lr),
-            "lr_sha256": file_sha256(Path(lr)),
+            **sidecar_header(argv, {"hr": hr, "lr": lr}),
             "mode": card.get("dataset", {}).get("mode"),
             "seed": seed,
             "wall_s": round(wall, 1),
@@ -112,20 +104,3 @@ def learn_kernel(
         file=sys.stderr,
     )
     return sidecar
-
-
-def kernel_error(k: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """How far a kernel is from a reference (both normalised to sum 1): relative L2 error,
-    max abs difference, and the centre-of-mass shift in pixels."""
-    from mrisr.models.dsgan import centre_of_mass
-
-    a = np.asarray(k, np.float64) / np.sum(k)
-    b = np.asarray(ref, np.float64) / np.sum(ref)
-    if a.shape != b.shape:
-        raise ConfigError(f"kernels of different sizes: {a.shape} vs {b.shape}")
-    ca, cb = np.array(centre_of_mass(a)), np.array(centre_of_mass(b))
-    return {
-        "rel_l2": float(np.linalg.norm(a - b) / np.linalg.norm(b)),
-        "max_abs": float(np.abs(a - b).max()),
-        "centre_shift_px": float(np.linalg.norm(ca - cb)),
-    }

@@ -1,27 +1,8 @@
-"""Training recipes: plain YAML validated by pydantic, with ``key=value`` overrides.
-
-A recipe is plain data (no expressions, no ``${...}``). ``load_config(path_or_name, overrides)``
-reads it, applies the overrides, resolves the data paths and validates everything; any mistake
-raises one :class:`~mrisr.errors.ConfigError` line naming the dotted key::
-
-    smoke.yaml: train.stepz: unknown key
-    smoke.yaml: optim.lr: input should be greater than 0 (got -1)
-
-Where recipes live: the packaged ``mrisr/train/recipes/*.yaml`` are the source of truth (an
-installed mrisr finds them by name: ``load_config("smoke")``); the repository's ``configs/``
-holds byte-identical copies for reading and editing (``tests/test_train.py`` keeps them equal).
-
-Paths in ``data.train`` / ``data.val``: absolute, relative to the recipe file's folder (when
-written in the recipe) or to the working directory (when given as an override), or the special
-value ``demo`` (the packaged demo scan, :func:`mrisr.data.demo_scan_path`). A folder is expanded
-to the NIfTI/MGZ files inside it (sorted); a folder without any is kept as one scan (a DICOM
-series). ``train.out_dir`` is relative to the working directory.
-"""
+"""The recipe schema: :class:`RunConfig` and its sections (pydantic, extra keys forbidden),
+and :func:`validate` (schema, then the model against the zoo)."""
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,10 +17,7 @@ from pydantic import (
 )
 
 from mrisr.errors import ConfigError
-
-RECIPES = Path(__file__).resolve().parent / "recipes"
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz")
-DEMO = "demo"
+from mrisr.train.config.errors import format_validation_error
 
 
 class _Strict(BaseModel):
@@ -320,7 +298,17 @@ class RunConfig(_Strict):
     base: str | None = Field(
         None, description="recipe this one extends (merged before validation; kept for the record)"
     )
-    task: Literal["supervised", "gan", "multicontrast", "dsgan"] = "supervised"
+    task: str = Field("supervised", description="what is trained: a name in train.tasks.TASKS")
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        from mrisr.train.tasks import task_names  # the registry (light: no torch, no tasks)
+
+        if v not in task_names():
+            raise ValueError(f"unknown task {v!r}; the tasks are: {', '.join(task_names())}")
+        return v
+
     model: ModelConfig
     data: DataConfig
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -367,175 +355,6 @@ class RunConfig(_Strict):
         return self
 
 
-# ----------------------------------------------------------------------------- loading
-
-
-def recipe_names() -> list[str]:
-    """Names of the packaged recipes (``load_config(name)`` accepts them)."""
-    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
-
-
-def recipe_path(path_or_name: str | os.PathLike[str]) -> Path:
-    """A recipe file: an existing path, or a packaged recipe's name (without ``.yaml``)."""
-    p = Path(path_or_name)
-    if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise ConfigError(f"recipe '{p}' does not exist")
-        return p
-    if (RECIPES / f"{p.name}.yaml").is_file() and p.name == str(path_or_name):
-        return RECIPES / f"{p.name}.yaml"
-    raise ConfigError(
-        f"no recipe '{path_or_name}'; give a .yaml file or one of: {', '.join(recipe_names())}"
-    )
-
-
-def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
-    """``["optim.lr=2e-4", "data.train=[a.nii.gz]"]`` → ``[(["optim", "lr"], 2e-4), ...]``.
-
-    Values are YAML scalars or flow collections (``1e-4``, ``true``, ``null``, ``[a, b]``).
-    """
-    import yaml
-
-    out = []
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(p.strip() for p in parts):
-            raise ConfigError(f"override '{item}' must look like key.sub=value")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': value is not valid YAML ({e})") from None
-        out.append(([p.strip() for p in parts], value))
-    return out
-
-
-def _set(tree: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
-    node = tree
-    for i, k in enumerate(keys[:-1]):
-        nxt = node.setdefault(k, {})
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"override {item}: {'.'.join(keys[: i + 1])} is not a section")
-        node = nxt
-    node[keys[-1]] = value
-
-
-def _expand(entry: str, base: Path, key: str) -> list[str]:
-    """One ``data.train`` / ``data.val`` entry → absolute scan paths."""
-    if entry == DEMO:
-        from mrisr.data import demo_scan_path
-
-        return [str(demo_scan_path())]
-    p = Path(os.path.expanduser(entry))
-    p = p if p.is_absolute() else base / p
-    if not p.exists():
-        raise ConfigError(f"{key}: '{entry}' does not exist (looked at {p})")
-    if p.is_dir():
-        vols = sorted(str(f) for f in p.iterdir() if f.name.endswith(VOLUME_SUFFIXES))
-        return vols or [str(p)]
-    return [str(p)]
-
-
-def _resolve_init_from(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
-    model = raw.get("model")
-    entry = model.get("init_from") if isinstance(model, dict) else None
-    if not isinstance(entry, str) or not entry:
-        return
-    from mrisr.weights import SHIPPED, shipped_path
-
-    if entry in SHIPPED:
-        model["init_from"] = str(shipped_path(entry))
-        return
-    p = Path(os.path.expanduser(entry))
-    p = p if p.is_absolute() else (Path.cwd() if "model.init_from" in from_cli else base) / p
-    if not (p / "config.json").is_file():
-        raise ConfigError(
-            f"model.init_from: '{entry}' is not a checkpoint folder (looked at {p}) nor "
-            f"shipped weights ({', '.join(SHIPPED)})"
-        )
-    model["init_from"] = str(p)
-
-
-def _resolve_vgg_weights(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
-    gan = raw.get("gan")
-    entry = gan.get("vgg_weights") if isinstance(gan, dict) else None
-    if not isinstance(entry, str) or not entry:
-        return
-    p = Path(os.path.expanduser(entry))
-    p = p if p.is_absolute() else (Path.cwd() if "gan.vgg_weights" in from_cli else base) / p
-    if not p.is_file():
-        raise ConfigError(
-            f"gan.vgg_weights: '{entry}' does not exist (looked at {p}); give the ImageNet "
-            "VGG19 weights file (vgg19-dcbb9e9d.pth, see docs/gan.md) or gan.content=l2"
-        )
-    gan["vgg_weights"] = str(p)
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
-    _resolve_init_from(raw, base, from_cli)
-    _resolve_vgg_weights(raw, base, from_cli)
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return
-    for key in ("train", "val", "guide", "val_guide", "lr_real"):
-        entries = data.get(key)
-        if isinstance(entries, str):
-            entries = [entries]
-        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-            continue  # pydantic reports the type error with the key
-        where = Path.cwd() if f"data.{key}" in from_cli else base
-        data[key] = [s for e in entries for s in _expand(e, where, f"data.{key}")]
-    steps = data.get("degradation")
-    for step in steps if isinstance(steps, list) else []:
-        if isinstance(step, dict) and step.get("method") == "kernel":
-            entry = step.get("kernel")
-            if isinstance(entry, str) and entry:
-                where = Path.cwd() if "data.degradation" in from_cli else base
-                p = Path(os.path.expanduser(entry))
-                p = p if p.is_absolute() else where / p
-                if not p.is_file():
-                    raise ConfigError(
-                        f"data.degradation: kernel '{entry}' does not exist (looked at {p}); "
-                        "learn one with mrisr learn-kernel"
-                    )
-                step["kernel"] = str(p)
-    if isinstance(data.get("cache_dir"), str) and "data.cache_dir" not in from_cli:
-        data["cache_dir"] = str(base / os.path.expanduser(data["cache_dir"]))
-
-
-_UNION_TAG = re.compile(r"^(int|float|str|bool|none|[a-z-]+\[.*\])$")
-
-
-def _key(loc: tuple[Any, ...]) -> str:
-    """Dotted key of a pydantic error location, without union-member tags ("int", ...)."""
-    parts = [str(p) for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p))]
-    return ".".join(parts) or "(top level)"
-
-
-def format_validation_error(source: str, err: ValidationError) -> str:
-    """The first bad key's errors as one line: ``source: dotted.key: message``."""
-    errors = err.errors()
-    key = _key(errors[0]["loc"])
-    same = [e for e in errors if _key(e["loc"]) == key]  # union members of one field
-    e = same[0]
-    if e["type"] == "extra_forbidden":
-        return f"{source}: {key}: unknown key"
-    if e["type"] == "missing":
-        return f"{source}: {key}: missing (required)"
-    msgs = [str(x["msg"]).removeprefix("Value error, ") for x in same]
-    msg = " or ".join(dict.fromkeys(m[:1].lower() + m[1:] for m in msgs))
-    sub = re.match(r"^([A-Za-z_][\w.]*): ", msg) if e["type"] == "value_error" else None
-    if sub:  # a model validator names the field inside its section
-        name = sub.group(1)
-        key = name if key == "(top level)" or name.startswith(f"{key}.") else f"{key}.{name}"
-        msg = msg[sub.end() :]
-    got = e.get("input")
-    if e["type"] != "value_error" and not isinstance(got, dict | list):
-        msg += f" (got {got!r})"
-    more = len(errors) - len(same)
-    return f"{source}: {key}: {msg}" + (f" (+{more} more problems)" if more else "")
-
-
 def validate(raw: dict[str, Any], source: str = "config") -> RunConfig:
     """Validate a plain dict (paths already resolved) into a :class:`RunConfig`."""
     try:
@@ -579,90 +398,3 @@ def _check_model(cfg: RunConfig, source: str) -> None:
                 f"{source}: model.args.{bad[0]}: not an argument of {cfg.model.name} "
                 f"(allowed: {', '.join(k for k in params if k not in ('self', 'scale'))})"
             )
-
-
-def _merge(base: dict[str, Any], child: dict[str, Any], key: str = "") -> dict[str, Any]:
-    """``child`` over ``base``, section by section. Lists and values are replaced whole, and
-    so is ``model.args`` (the arguments belong to the child's ``model.name``)."""
-    out = dict(base)
-    for k, v in child.items():
-        sub = f"{key}.{k}" if key else k
-        deep = isinstance(v, dict) and isinstance(out.get(k), dict) and sub != "model.args"
-        out[k] = _merge(out[k], v, sub) if deep else v
-    return out
-
-
-def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A recipe file as a dict, with its ``base:`` chain merged under it.
-
-    ``base`` names a packaged recipe or a file relative to this one. Paths inside a base
-    (``data.train``, ...) are resolved against the extending recipe's folder.
-    """
-    import yaml
-
-    source = path.name
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(e).split())}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a recipe must be a mapping of sections")
-    parent = raw.get("base")
-    if parent is None:
-        return raw
-    if not isinstance(parent, str) or not parent:
-        raise ConfigError(f"{source}: base: give a recipe name or a .yaml path")
-    sibling = path.parent / parent
-    target = sibling if parent.endswith((".yaml", ".yml")) and sibling.is_file() else None
-    try:
-        ppath = target or recipe_path(parent)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: base: {e}") from None
-    if ppath.resolve() in seen or ppath.resolve() == path.resolve():
-        raise ConfigError(f"{source}: base: '{parent}' extends itself (a cycle of recipes)")
-    merged = _merge(_read_recipe(ppath, (*seen, path.resolve())), raw)
-    merged["base"] = parent
-    return merged
-
-
-def load_config(
-    path_or_name: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
-) -> RunConfig:
-    """Read a recipe (file or packaged name), apply ``key=value`` overrides, validate.
-
-    Data paths come back absolute, so ``cfg.model_dump()`` is the resolved, frozen config.
-    """
-    path = recipe_path(path_or_name)
-    source = path.name
-    raw = _read_recipe(path)
-    from_cli = set()
-    for keys, value in parse_overrides(list(overrides)):
-        _set(raw, keys, value, ".".join(keys))
-        from_cli.add(".".join(keys))
-    try:
-        _resolve_paths(raw, path.resolve().parent, from_cli)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
-    return validate(raw, source)
-
-
-def dump_config(cfg: RunConfig) -> str:
-    """The resolved config as YAML (what ``config.yaml`` in the run folder holds)."""
-    import yaml
-
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-
-
-def config_differences(a: RunConfig, b: RunConfig) -> list[str]:
-    """Dotted keys whose values differ between two configs."""
-    out: list[str] = []
-
-    def walk(x: Any, y: Any, prefix: str) -> None:
-        if isinstance(x, dict) and isinstance(y, dict):
-            for k in sorted(set(x) | set(y)):
-                walk(x.get(k), y.get(k), f"{prefix}.{k}" if prefix else k)
-        elif x != y:
-            out.append(prefix)
-
-    walk(a.model_dump(mode="json"), b.model_dump(mode="json"), "")
-    return out

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from mrisr.train.tasks import EMA, SupervisedSR, lr_factor, make_optimizer, pixel_loss
+from mrisr.train.tasks.base import EMA, lr_factor, make_optimizer, pixel_loss
+from mrisr.train.tasks.supervised import SupervisedSR
 
 if TYPE_CHECKING:
     from lightning.fabric import Fabric
