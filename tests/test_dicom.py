@@ -266,10 +266,17 @@ def test_geometry_less_multiframe(shared_data):
     path = shared_data / PYDICOM_DATA / "emri_small.dcm"
     # Verified by inspection: Enhanced MR, 10 frames of 64×64 uint16, no functional groups, no
     # position/orientation/PixelSpacing anywhere; only SpacingBetweenSlices = 1.2.
-    with pytest.warns(UserWarning, match="identity"):
-        v = load_dicom(path)
+    # mrisr does not invent geometry: refused, naming the tags, unless asked to assume it.
+    with pytest.raises(InputError, match="PixelSpacing.*ImagePositionPatient.*assume-geometry"):
+        load_dicom(path)
+    v = load_dicom(path, assume_geometry=True)
     assert v.shape == (64, 64, 10) and v.orig_dtype == np.uint16
     assert v.meta["multiframe"] is True and v.meta["geometry"] == MISSING_GEOMETRY
+    assert v.meta["assumed_geometry"] == [
+        "PixelSpacing missing: 1 mm assumed",
+        "ImagePositionPatient/ImageOrientationPatient missing: identity (axial, LPS) orientation "
+        "and origin 0 assumed",
+    ]
     np.testing.assert_array_equal(v.affine, np.diag([-1.0, -1.0, 1.2, 1.0]))
     frames = pydicom.dcmread(path).pixel_array
     np.testing.assert_array_equal(v.data, frames.transpose(2, 1, 0))

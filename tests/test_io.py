@@ -202,6 +202,12 @@ def test_fastmri_single_and_multicoil(tmp_path, test_data) -> None:
 
     recon = img[:, 10:-10, 10:-10] * 0.5
     _write_fastmri(tmp_path / "rc.h5", km, recon=recon)
-    vol = load_volume(tmp_path / "rc.h5")
+    # the header has no reconSpace field of view: the reconstruction's voxel size is unknown
+    with pytest.raises(InputError, match="reconSpace fieldOfView_mm.*assume-geometry"):
+        load_volume(tmp_path / "rc.h5")
+    vol = load_volume(tmp_path / "rc.h5", assume_geometry=True)
     assert vol.meta["source_dataset"] == "reconstruction_rss"
+    assert vol.meta["assumed_geometry"] == [
+        "ismrmrd_header reconSpace fieldOfView_mm missing: 1 mm assumed"
+    ]
     np.testing.assert_array_equal(vol.data, np.moveaxis(recon, 0, -1))

@@ -11,6 +11,15 @@ architecture flags — verifies the weights' SHA-256 against ``config.json`` and
 strictly. Files are never unpickled: weights are read with ``safetensors`` only, and
 :func:`convert_legacy` reads old ``.pth`` files with ``torch.load(weights_only=True)``, which
 refuses any pickle that holds more than tensors.
+
+Before anything is built, ``config.json`` is checked against absurd values
+(:mod:`mrisr.model_guard`: init args far above the preset's, a network past a size cap,
+tensor shapes unlike the weights', a ``scale`` that disagrees with them).
+
+``model.safetensors`` is written canonically (:func:`mrisr.safetensors_file.write_safetensors`):
+the same tensors give
+the same bytes, hence the same ``sha256`` in ``config.json`` (which hashes that file only; the
+config's ``created`` and the card's wall time do not enter it).
 """
 
 from __future__ import annotations
@@ -31,12 +40,14 @@ import torch
 from torch import nn
 
 from mrisr import __version__
-from mrisr.errors import ConfigError, InputError, MrisrError, OutputError
+from mrisr.errors import ConfigError, InputError, OutputError
 from mrisr.io.atomic import _json_default
-from mrisr.models.registry import build_model, count_parameters, get_spec
+from mrisr.model_guard import _build, _few, _is_int, _shape_error, _shapes, check_init_args
+from mrisr.models.registry import count_parameters
 from mrisr.models.registry import init_args as complete_init_args
 from mrisr.normalisation import Normalisation
 from mrisr.provenance import file_sha256
+from mrisr.safetensors_file import write_safetensors
 
 FORMAT = "mrisr-checkpoint"
 FORMAT_VERSION = 1
@@ -59,41 +70,12 @@ class Checkpoint:
     config: dict[str, Any] = field(repr=False)
 
 
-def _few(keys: Sequence[str], n: int = 3) -> str:
-    keys = sorted(keys)
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(f"'{k}'" for k in keys[:n]) + more
-
-
 def load_state_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
     """``model.load_state_dict(state, strict=True)`` with one-line errors naming the keys."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing:
-        raise InputError(f"{source} lacks tensors the model needs: {_few(missing)}")
-    if unexpected:
-        raise InputError(f"{source} holds tensors the model does not have: {_few(unexpected)}")
-    shapes = [
-        f"'{k}' {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if shapes:
-        more = f" (+{len(shapes) - 3} more)" if len(shapes) > 3 else ""
-        raise InputError(f"{source} has tensors of the wrong shape: {'; '.join(shapes[:3])}{more}")
+    error = _shape_error(_shapes(model.state_dict()), _shapes(state), source)
+    if error:
+        raise InputError(error)
     model.load_state_dict(state, strict=True)
-
-
-def _build(name: str, init_args: Mapping[str, Any], source: str) -> nn.Module:
-    try:
-        get_spec(name)
-    except ConfigError as e:
-        raise InputError(f"{source} needs model '{name}': {e}") from None
-    try:
-        return build_model(name, **init_args)
-    except (TypeError, ValueError, MrisrError) as e:
-        raise InputError(f"{source}: init_args do not build model '{name}': {e}") from None
 
 
 def save_checkpoint(
@@ -132,9 +114,7 @@ def save_checkpoint(
     old = out.with_name(f".{out.name}.{token}.old")
     tmp.mkdir()
     try:
-        from safetensors.torch import save_file
-
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "pt", "mrisr": FORMAT})
+        write_safetensors(tensors, tmp / WEIGHTS, metadata={"format": "pt", "mrisr": FORMAT})
         config = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -226,6 +206,15 @@ def read_config(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     for key, kind in (("model", str), ("init_args", dict), ("sha256", str)):
         if not isinstance(config.get(key), kind):
             raise InputError(f"'{p / CONFIG}' lacks a valid '{key}'")
+    scale = config["init_args"].get("scale")
+    if not _is_int(scale) or scale < 1:
+        raise InputError(
+            f"'{p / CONFIG}': init_args.scale must be a positive integer, not {scale!r}"
+        )
+    if "scale" in config and config["scale"] != scale:
+        raise InputError(
+            f"'{p / CONFIG}': scale {config['scale']!r} disagrees with init_args.scale {scale}"
+        )
     try:
         Normalisation.from_dict(config.get("normalisation", {}))
     except (ConfigError, TypeError) as e:
@@ -247,6 +236,7 @@ def load_checkpoint(
             "was edited"
         )
     source = f"checkpoint '{p}'"
+    check_init_args(config["model"], config["init_args"], source, p / WEIGHTS)
     model = _build(config["model"], config["init_args"], source)
     try:
         state = load_file(str(p / WEIGHTS), device="cpu")

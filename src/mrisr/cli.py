@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -16,6 +17,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+#: Read scans whose header lacks spacing / orientation / position (docs/reliability.md).
+AssumeGeometry = Annotated[
+    bool,
+    typer.Option(
+        "--assume-geometry",
+        help="read scans whose header lacks spacing/orientation/position (1 mm, identity, "
+        "origin 0 where missing; recorded in the sidecar) instead of refusing them",
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -89,36 +100,19 @@ def degrade(
     spacing: float | None = typer.Option(None, help="thick-slice: slice spacing in mm"),
     profile: str = typer.Option("rect", help="thick-slice: rect or gaussian profile"),
     snr: float | None = typer.Option(None, help="add Rician noise at this SNR afterwards"),
-    volume_index: int | None = typer.Option(None, help="volume of a 4-D input"),
+    volume_index: int | None = typer.Option(None, min=0, help="volume of a 4-D input"),
+    assume_geometry: AssumeGeometry = False,
     overwrite: bool = typer.Option(False, help="replace OUT and OUT.json if they exist"),
 ) -> None:
     """Simulate a lower-resolution acquisition of IN; write OUT and the sidecar OUT.json."""
-    from mrisr.commands.degrade import run_degrade
-    from mrisr.errors import ConfigError
+    from mrisr.commands.degrade import method_fields, run_degrade
 
-    if method is Method.kernel and kernel is None:
-        raise ConfigError("--method kernel needs --kernel K.npy (made by mrisr learn-kernel)")
-    if kernel is not None and method is not Method.kernel:
-        raise ConfigError(f"--kernel is for --method kernel, not {method.value}")
-    given_scale, scale = scale, 2 if scale is None else scale
-    fields: dict = {
-        "kernel": {"kernel": str(kernel), "scale": given_scale},
-        "bicubic": {"scale": scale},
-        "gaussian": {"scale": scale, "sigma": sigma, "fwhm_mm": fwhm_mm},
-        "kspace-truncate": {"scale": scale, "axes": kspace_axes, "keep_mean": keep_mean},
-        "kspace-zerofill": {
-            "scale": scale,
-            "radius": fermi_radius,
-            "width": fermi_width,
-            "grid": "same" if same_grid else "low",
-            "keep_mean": keep_mean,
-        },
-        "thick-slice": {
-            "thickness": thickness,
-            "spacing": spacing or thickness,
-            "profile": profile,
-        },
-    }[method.value]
+    fields = method_fields(
+        method.value, scale, kernel=kernel, sigma=sigma, fwhm_mm=fwhm_mm,
+        kspace_axes=kspace_axes, keep_mean=keep_mean, fermi_radius=fermi_radius,
+        fermi_width=fermi_width, same_grid=same_grid, thickness=thickness, spacing=spacing,
+        profile=profile,
+    )  # fmt: skip
     run_degrade(
         inp,
         out,
@@ -131,6 +125,7 @@ def degrade(
         volume_index=volume_index,
         overwrite=overwrite,
         argv=sys.argv,
+        assume_geometry=assume_geometry,
     )
 
 
@@ -172,6 +167,7 @@ def evaluate(
     mscn_plot: Path | None = typer.Option(
         None, "--mscn-plot", help="--no-reference: also write MSCN histograms here (PNG)"
     ),
+    assume_geometry: AssumeGeometry = False,
 ) -> None:
     """PSNR / SSIM / NMSE of SR results (or interpolation baselines) against a reference, per
     slice and per volume; with two results, paired t-test and Wilcoxon between them; with
@@ -193,6 +189,7 @@ def evaluate(
             overwrite,
             mscn_plot=mscn_plot,
             conflicting=[k for k, v in given.items() if v],
+            assume_geometry=assume_geometry,
         )
         return
     if images:
@@ -220,6 +217,7 @@ def evaluate(
         output,
         overwrite,
         fid_weights=fid,
+        assume_geometry=assume_geometry,
     )
 
 
@@ -245,11 +243,14 @@ def fid(
 
 
 @app.command()
-def info(inp: Path = typer.Argument(..., metavar="IN")) -> None:
-    """Print shape, voxel size, orientation and intensity range of a scan."""
+def info(
+    inp: Path = typer.Argument(..., metavar="IN"),
+    assume_geometry: AssumeGeometry = False,
+) -> None:
+    """Print shape, voxel size, orientation, intensity range, plane and acquired resolution."""
     from mrisr.commands.info import run_info
 
-    run_info(inp)
+    run_info(inp, assume_geometry=assume_geometry)
 
 
 @app.command()
@@ -277,7 +278,7 @@ def upscale(
     ),
     model: str | None = typer.Option(None, help="check (or pick shipped weights by) model name"),
     scale: int | None = typer.Option(
-        None, help="x2 or x4 with the shipped defaults; with --checkpoint, a check"
+        None, min=1, help="x2 or x4 with the shipped defaults; with --checkpoint, a check"
     ),
     axis: int | None = typer.Option(
         None,
@@ -294,7 +295,9 @@ def upscale(
         help="clip the output to the input's range: >= 0 for magnitude images, <= the "
         "integer storage maximum (255 for uint8); --no-clamp keeps the raw network output",
     ),
-    tile: int = typer.Option(0, help="tile size in LR pixels (0: whole slices)"),
+    tile: int = typer.Option(
+        0, help="tile size in LR pixels: 0 whole slices, -1 from --max-memory, else >= 32"
+    ),
     max_memory: float | None = typer.Option(None, help="MB bound for one forward: picks tiles"),
     batch: int = typer.Option(4, min=1, help="slices per forward"),
     ensemble: bool = typer.Option(False, help="x8 geometric self-ensemble ('+' models)"),
@@ -307,6 +310,7 @@ def upscale(
         help="multi-contrast models: the high-resolution scan of the guide contrast (e.g. T1), "
         "resampled onto the output grid through both headers",
     ),
+    assume_geometry: AssumeGeometry = False,
 ) -> None:
     """Super-resolve scans in-plane with a trained model; writes NIfTI + JSON sidecar each.
 
@@ -334,6 +338,7 @@ def upscale(
         device=device,
         compile=compile_model,
         progress=progress,
+        assume_geometry=assume_geometry,
     )
 
 
@@ -439,13 +444,7 @@ def convert_pth(
 
 
 def main() -> None:
-    from mrisr.errors import MrisrError
+    """The console script: every error is one line on stderr (:mod:`mrisr.commands.entry`)."""
+    from mrisr.commands.entry import run_app
 
-    try:
-        app()
-    except MrisrError as exc:
-        typer.echo(f"mrisr: error: {exc}", err=True)
-        raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("mrisr: interrupted", err=True)
-        raise SystemExit(130) from None
+    raise SystemExit(run_app(app))

@@ -65,6 +65,7 @@ def run_eval(
     keep_baselines: dict | None = None,
     fid_weights: Path | None = None,
     progress: bool = True,
+    assume_geometry: bool = False,
 ) -> dict:
     """``mrisr eval``; ``keep_baselines`` (a dict) receives the baseline volumes it made;
     ``fid_weights`` (the FID Inception file) adds ``volume["fid"]`` to every result.
@@ -91,10 +92,18 @@ def run_eval(
         from mrisr.models.inception import load_fid_inception
 
         net_check = load_fid_inception(fid_weights)
-    ref = load_volume(ref_path)
+    assumed: dict[str, list[str]] = {}
+
+    def load(path: Path, **kw):
+        vol = load_volume(path, assume_geometry=assume_geometry, **kw)
+        if vol.meta.get("assumed_geometry"):
+            assumed[str(path)] = list(vol.meta["assumed_geometry"])
+        return vol
+
+    ref = load(ref_path)
     mask = None
     if mask_path is not None:
-        m = load_volume(mask_path, allow_empty=False)
+        m = load(mask_path, allow_empty=False)
         check_same_grid(m.shape, m.affine, ref.shape, ref.affine, f"mask '{mask_path}'")
         mask = m.data > 0
     k = resolve_axis(axis, ref.zooms, ref.shape)
@@ -106,7 +115,7 @@ def run_eval(
     bar = slice_progress(progress and sys.stderr.isatty(), n_slices, "evaluating")
     try:
         for p in preds:
-            vol = load_volume(p)
+            vol = load(p)
             on, box = _reference_on(full, vol, f"prediction '{p}'")
             if crop is None and box is not None and on is not full:
                 crop, ref = box, on
@@ -151,6 +160,7 @@ def run_eval(
         "mrisr_version": __version__,
         "reference": str(ref_path),
         "reference_crop": crop,
+        **({"assumed_geometry": assumed} if assumed else {}),
         "slice_axis": k,
         "shave": shave,
         "mask": str(mask_path) if mask_path else None,
@@ -189,6 +199,7 @@ def run_eval_noref(
     overwrite: bool,
     mscn_plot: Path | None = None,
     conflicting: list[str] | None = None,
+    assume_geometry: bool = False,
 ) -> dict:
     """``mrisr eval --no-reference IMG ...``: NIQE per slice and per volume and a BRISQUE
     feature summary of each scan, no reference needed; ``mscn_plot`` also writes the MSCN /
@@ -216,12 +227,14 @@ def run_eval_noref(
     results: dict[str, dict] = {}
     hists: dict[str, dict] = {}
     for p in images:
-        vol = load_volume(p)
+        vol = load_volume(p, assume_geometry=assume_geometry)
         if vol.data.ndim != 3:
             raise ConfigError(f"'{p}' is not a 3-D scan (shape {vol.data.shape})")
         k = resolve_axis(axis, vol.zooms, vol.shape)
         r = niqe_volume(vol.data, k, model)
         r["volume"]["slice_axis"] = k
+        if vol.meta.get("assumed_geometry"):
+            r["assumed_geometry"] = list(vol.meta["assumed_geometry"])
         results[str(p)] = r
         if mscn_plot is not None:
             v = np.moveaxis(vol.data, k, 0)

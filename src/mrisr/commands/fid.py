@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from mrisr import __version__
 from mrisr.errors import ConfigError
-from mrisr.io.atomic import emit_text
+from mrisr.io.atomic import emit_text, strict_json
 
 
 def run_fid(
@@ -61,6 +60,6 @@ def run_fid(
         "scans": {"a": scans[0], "b": scans[1]},
         "weights": Path(weights).name,
     }
-    text = json.dumps(report, indent=2) + "\n"
+    text = strict_json(report, indent=2) + "\n"
     emit_text(text, output, overwrite)
     return report

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 
-def run_info(inp: Path) -> None:
+def run_info(inp: Path, assume_geometry: bool = False) -> None:
     import nibabel as nib
 
     from mrisr.io import load_volume
 
-    vol = load_volume(inp, allow_empty=True)
+    vol = load_volume(inp, allow_empty=True, assume_geometry=assume_geometry)
     axcodes = "".join(nib.orientations.aff2axcodes(vol.affine))
     d = vol.data
     print(
@@ -23,6 +23,8 @@ def run_info(inp: Path) -> None:
     )
     np.set_printoptions(precision=4, suppress=True)
     print("  affine\n" + "\n".join("    " + str(r) for r in vol.affine))
+    for what in vol.meta.get("assumed_geometry", []):
+        print(f"  assumed     {what}")
     if d.ndim == 3 and d.size and float(d.max()) > float(d.min()):
         from mrisr.io.geometry import choose_plane
         from mrisr.metrics.acquired import acquired_resolution

@@ -38,11 +38,15 @@ def run_learn_kernel(
     argv: list[str] | None = None,
 ) -> dict[str, Any]:
     """Learn the ×``scale`` kernel taking ``hr`` to ``lr``; returns the sidecar written."""
+    from mrisr.commands.entry import TRAIN_SEED_MAX, check_seed
     from mrisr.degrade.kernel import read_kernel, save_kernel
     from mrisr.io.atomic import check_writable
     from mrisr.train.config import load_config, recipe_names
     from mrisr.train.engine import train
 
+    check_seed(seed, TRAIN_SEED_MAX)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"--steps must be an integer >= 1, got {steps}")
     out = Path(out)
     if out.suffix != ".npy":
         raise ConfigError(f"OUT '{out}' must end in .npy (OUT.json and OUT.png are written beside)")

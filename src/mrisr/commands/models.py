@@ -48,7 +48,9 @@ def run_models(fmt: str) -> list[dict]:
         if shipped is not None:
             rows[-1]["shipped_weights"] = [w for w in shipped if w["model"] == name]
     if fmt == "json":
-        print(json.dumps(rows, indent=2))
+        from mrisr.io.atomic import strict_json
+
+        print(strict_json(rows, indent=2))
         return rows
     if fmt == "csv":
         _print_models_csv(rows)

@@ -18,6 +18,10 @@ def run_train(
     ``config`` is a recipe file or a packaged recipe's name (``smoke``, ``seran_ixi_x2``, ...).
     ``stop_at`` ends the job after that step as if it were killed there (no final export; the
     newest state in ``state/`` is the one ``--resume`` continues from): for time-limited jobs.
+
+    A run killed at any moment goes on with ``--resume`` (from step 0 with the frozen config
+    when it saved no state yet) or, while it has saved no state, with the same command again;
+    errors name the command to run (see :mod:`mrisr.train.engine`).
     """
     from mrisr.train import require_extra
 
@@ -26,4 +30,5 @@ def run_train(
     from mrisr.train.engine import train
 
     cfg = load_config(config, list(overrides))
-    return train(cfg, resume=resume, run_dir=run_dir, stop_at=stop_at)
+    argv = ["mrisr", "train", str(config), *overrides]  # messages name the command to run next
+    return train(cfg, resume=resume, run_dir=run_dir, stop_at=stop_at, argv=argv)

@@ -21,6 +21,7 @@ def run_upscale(
     guide: Path | None,
     overwrite: bool,
     argv: list[str] | None,
+    assume_geometry: bool = False,
     **options: Any,
 ) -> list[Path]:
     """``options``: :class:`mrisr.infer.upsample.UpscaleOptions` fields."""
@@ -36,5 +37,6 @@ def run_upscale(
         overwrite=overwrite,
         argv=argv,
         guide=guide,
+        assume_geometry=assume_geometry,
         **options,
     )

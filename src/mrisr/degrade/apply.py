@@ -13,6 +13,7 @@ from mrisr.degrade.base import IDENTITY, Degradation
 from mrisr.errors import ConfigError
 from mrisr.io.geometry import crop_to_multiple, grid_affine, resolve_axis
 from mrisr.io.volume import Volume
+from mrisr.provenance import finite_float32, working_gain
 
 
 def degrade_volume(
@@ -32,7 +33,8 @@ def degrade_volume(
             other two (:func:`mrisr.io.geometry.choose_plane`).
         crop: when a scale does not divide the matrix, crop centrally to a multiple of it instead
             of failing (the crop is recorded and the affine moved accordingly).
-        seed: seed of the random number generator (noise).
+        seed: seed of the random number generator (noise): an integer from 0 to 2**63 - 1
+            (torch's generator takes 64 signed bits), or None for a fresh one.
     Returns:
         The degraded volume, whose affine places every new voxel exactly where its samples lie
         (same orientation, zooms × scale), and the sidecar dict of everything used.
@@ -40,10 +42,17 @@ def degrade_volume(
     steps = [steps] if isinstance(steps, Degradation) else list(steps)
     if not steps:
         raise ConfigError("no degradation step given")
+    check_seed(seed)
     t0 = time.perf_counter()
     slice_axis = resolve_axis(axis, volume.zooms, volume.shape)
     in_plane = [a for a in range(3) if a != slice_axis]
     data, affine = volume.data, volume.affine
+    # Intensities near the float32 maximum overflow in FFTs and squares: work at a power-of-two
+    # gain (exact; every step is linear, or Rician with sigma scaled alike) and undo it after.
+    gain = working_gain(data)
+    if gain != 1.0:
+        data = data * np.float32(gain)
+        steps = [_scaled_sigma(s, gain) for s in steps]
     crops: dict[int, tuple[int, int]] = {}
     warnings: list[str] = []
     gen = torch.Generator(device=device)
@@ -93,11 +102,20 @@ def degrade_volume(
         # Where the new samples lie: output index j along array axis a sits at input index
         # offset + factor·j (in the step's input grid).
         record = dict(out.params)
+        if gain != 1.0:  # intensity-unit parameters back in the input's units
+            for key in ("sigma_used", "signal_mean") + (
+                ("sigma",) if step.method == "rician" else ()
+            ):
+                if isinstance(record.get(key), float):
+                    record[key] = record[key] / gain
         record["grid"] = {
             f"axis{a}": {"factor": f, "offset_voxels": o} for a, (f, o) in maps.items()
         }
         records.append(record)
-    result = volume.replace(np.ascontiguousarray(data, dtype=np.float32), affine)
+    what = "the degraded volume"
+    if gain != 1.0:
+        data = finite_float32(np.asarray(data, dtype=np.float64) / gain, what)
+    result = volume.replace(np.ascontiguousarray(finite_float32(data, what)), affine)
     sidecar = {
         "degradation": records,
         "seed": seed,
@@ -109,9 +127,36 @@ def degrade_volume(
         "output_zooms_mm": [round(z, 6) for z in result.zooms],
         "crop": {str(a): list(c) for a, c in sorted(crops.items())},
         "warnings": warnings,
+        **({"working_gain": gain} if gain != 1.0 else {}),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, sidecar
+
+
+#: Largest ``seed``: torch's generator takes a signed 64-bit seed.
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(seed: int | None) -> None:
+    """None or an integer in [0, :data:`SEED_MAX`]: a one-line ConfigError otherwise."""
+    if seed is None:
+        return
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, int | np.integer)
+        or not 0 <= seed <= SEED_MAX
+    ):
+        raise ConfigError(f"--seed must be an integer from 0 to {SEED_MAX} (2**63 - 1), got {seed}")
+
+
+def _scaled_sigma(step: Degradation, gain: float) -> Degradation:
+    """A Rician step given ``sigma`` in intensity units, at the working gain."""
+    import dataclasses
+
+    sigma = getattr(step, "sigma", None)
+    if step.method == "rician" and sigma is not None:
+        return dataclasses.replace(step, sigma=float(sigma) * gain)  # type: ignore[type-var]
+    return step
 
 
 def _fft_decimates(step: Degradation) -> bool:

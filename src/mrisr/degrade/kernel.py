@@ -33,30 +33,44 @@ def sidecar_of(path: str | Path) -> Path:
 
 
 def read_kernel(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
-    """``(kernel float64 [K, K], sidecar dict or {})``; one-line errors for bad files."""
+    """``(kernel float64 [K, K], sidecar dict or {})``; one-line errors for bad files.
+
+    The ``.npy`` header is checked before the data are read (never unpickled; square, 1 to
+    1024 wide), then the values: finite, with a positive sum. Even sizes are accepted: the
+    DSGAN writes ``K = 1 + Σ(k − 1)`` of its layer sizes, and the centre offset handles them.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"kernel '{p}' does not exist; give a .npy written by mrisr learn-kernel")
     try:
-        k = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise InputError(f"kernel '{p}' is not a readable .npy array ({e})") from None
-    if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] < 1:
-        raise InputError(f"kernel '{p}' must be a square 2-D array, got shape {k.shape}")
-    if not np.issubdtype(k.dtype, np.floating) and not np.issubdtype(k.dtype, np.integer):
-        raise InputError(f"kernel '{p}' has dtype {k.dtype}; expected floats")
-    k = k.astype(np.float64)
+        header = np.load(p, mmap_mode="r", allow_pickle=False)  # header only: nothing read
+        shape, dtype = header.shape, header.dtype
+        if len(shape) != 2 or shape[0] != shape[1] or not 1 <= shape[0] <= 1024:
+            raise InputError(
+                f"kernel '{p}' must be a square 2-D array 1 to 1024 wide, got shape {shape}"
+            )
+        if dtype.kind not in "iuf":
+            raise InputError(f"kernel '{p}' has dtype {dtype}; expected floats")
+        k = np.array(header, dtype=np.float64)
+        del header
+    except (ValueError, OSError, EOFError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"kernel '{p}' is not a readable .npy array ({reason})") from None
     if not np.all(np.isfinite(k)):
         raise InputError(f"kernel '{p}' contains NaN or Inf")
-    if abs(k.sum()) < 1e-8:
-        raise InputError(f"kernel '{p}' sums to 0; a blur kernel must have a positive sum")
+    if not k.sum() > 1e-8:
+        raise InputError(
+            f"kernel '{p}' sums to {k.sum():.3g}; a blur kernel must have a positive sum"
+        )
     meta: dict[str, Any] = {}
     side = sidecar_of(p)
     if side.is_file():
         try:
             meta = json.loads(side.read_text())
-        except json.JSONDecodeError as e:
+        except (ValueError, OSError) as e:  # JSONDecodeError, UnicodeDecodeError
             raise InputError(f"kernel sidecar '{side}' is not valid JSON ({e})") from None
+        if not isinstance(meta, dict):
+            raise InputError(f"kernel sidecar '{side}' must hold a JSON object")
     return k, meta
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +31,13 @@ def rician_noise(
     return torch.sqrt((x + sigma * n1) ** 2 + (sigma * n2) ** 2)
 
 
+def _finite(v: object) -> bool:
+    try:
+        return math.isfinite(float(v))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 @dataclass(frozen=True)
 class Rician(Degradation):
     """Rician noise at a requested SNR = (mean foreground signal) / σ.
@@ -44,13 +52,20 @@ class Rician(Degradation):
 
     method = "rician"
 
+    def __post_init__(self) -> None:
+        # Checked when the step is made, before any scan is read: SNR NaN wrote all-NaN volumes.
+        if self.sigma is not None:
+            if not (_finite(self.sigma) and float(self.sigma) >= 0):
+                raise ConfigError(f"rician: sigma must be a finite number >= 0, got {self.sigma}")
+        elif not (_finite(self.snr) and float(self.snr) > 0):  # type: ignore[arg-type]
+            raise ConfigError(f"rician: snr must be a finite number > 0, got {self.snr}")
+
     def apply(self, x, spacing=(1.0, 1.0), generator=None) -> Degraded:
         params = self.params()
         if self.sigma is not None:
             sigma = float(self.sigma)
         else:
-            if self.snr is None or self.snr <= 0:
-                raise ConfigError(f"rician: snr must be > 0, got {self.snr}")
+            assert self.snr is not None
             signal = foreground_mean(x)
             sigma = signal / float(self.snr)
             params["signal_mean"] = signal

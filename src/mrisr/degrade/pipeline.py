@@ -10,6 +10,7 @@ can be replayed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ def make_degradation(method: str, **fields: Any) -> Degradation:
     bad = sorted(set(fields) - names)
     if bad:
         raise ConfigError(f"{method}: unknown parameter(s) {bad}; allowed: {sorted(names)}")
+    for key, value in fields.items():  # NaN or inf make every output voxel NaN
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{method}: {key} must be a finite number, got {value}")
     return cls(**fields)
 
 

@@ -13,24 +13,45 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mrisr.errors import ConfigError, InputError, OutputError
+from mrisr.errors import ConfigError, InputError, MrisrError, OutputError
 from mrisr.io.formats import expand_folder, split_suffix
 
+#: How deep ``.txt`` lists may name other lists.
+MAX_LIST_DEPTH = 8
 
-def expand_inputs(inputs: Sequence[Path]) -> list[Path]:
+
+def expand_inputs(inputs: Sequence[Path], _seen: tuple[Path, ...] = ()) -> list[Path]:
     """Files stay; a folder holding scan files becomes its sorted scans; any other folder is
-    one DICOM series; a ``.txt`` file lists one path per line."""
+    one DICOM series; a ``.txt`` file lists one path per line (``#`` comments; lists may name
+    lists, up to :data:`MAX_LIST_DEPTH` deep; a list that names itself, directly or through
+    another list, is a one-line InputError)."""
     found: list[Path] = []
     for p in inputs:
         p = Path(p)
         if not p.exists():
-            raise InputError(f"input '{p}' does not exist")
+            where = f" (listed in '{_seen[-1]}')" if _seen else ""
+            raise InputError(f"input '{p}' does not exist{where}")
         if p.is_file() and p.suffix == ".txt":
-            lines = [ln.strip() for ln in p.read_text().splitlines()]
-            found += expand_inputs([Path(ln) for ln in lines if ln and not ln.startswith("#")])
+            key = p.resolve()
+            if key in _seen:
+                chain = " -> ".join(str(q) for q in (*_seen, key))
+                raise InputError(f"input list '{p}' includes itself ({chain})")
+            if len(_seen) >= MAX_LIST_DEPTH:
+                raise InputError(
+                    f"input list '{p}' is nested more than {MAX_LIST_DEPTH} lists deep; "
+                    "list the scans (or their folders) directly"
+                )
+            try:
+                text = p.read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = getattr(exc, "strerror", None) or "not a UTF-8 text file"
+                raise InputError(f"cannot read input list '{p}': {why}") from None
+            lines = [ln.strip() for ln in text.splitlines()]
+            named = [Path(ln) for ln in lines if ln and not ln.startswith("#")]
+            found += expand_inputs(named, (*_seen, key)) if named else []
         else:
             found += expand_folder(p)
-    if not found:
+    if not found and not _seen:
         raise InputError("no input scans found")
     return found
 
@@ -102,9 +123,13 @@ def upscale(
     overwrite: bool = False,
     argv: list[str] | None = None,
     guide: str | Path | None = None,
+    assume_geometry: bool = False,
     **options: Any,
 ) -> list[Path]:
     """Super-resolve scans with a checkpoint; the Python twin of ``mrisr upscale``.
+
+    ``assume_geometry``: read inputs whose header lacks spacing / orientation / position
+    (what was assumed goes into each sidecar as ``input_assumed_geometry``).
 
     Without ``checkpoint``, the shipped ``weights`` (a name of :data:`mrisr.weights.SHIPPED`)
     or the default weights for ``scale`` (×2 when None; k-space-truncation models) are used.
@@ -113,6 +138,13 @@ def upscale(
     ensemble, device, compile, max_memory_mb, progress, ...). ``guide``: the high-resolution
     scan of the guide contrast, for multi-contrast checkpoints (one input scan). Returns the
     written paths.
+
+    Several scans (a folder, a list): every output name is checked before any work; then each
+    scan is read, checked and super-resolved on its own. A scan that fails (corrupt, empty,
+    a plane refused, ...) gets one line on stderr, ``mrisr: error: <scan>: <why>``, and the
+    others go on; each good output is written whole, atomically with its sidecar. If any scan
+    failed, an :class:`InputError` follows at the end (``N of M scans failed (...)``; the CLI
+    exits 2) carrying ``written`` and ``failed``. One scan: its error is raised as it is.
     """
     from mrisr.checkpoint import load_checkpoint
     from mrisr.infer.upsample import UpscaleOptions, check_guide, pick_device, upscale_volume
@@ -120,7 +152,7 @@ def upscale(
     from mrisr.io.geometry import check_plane, choose_plane
     from mrisr.io.nifti import check_nifti_output
     from mrisr.metrics.acquired import acquired_resolution, sidecar_record
-    from mrisr.provenance import sidecar_header, write_volume_with_sidecar
+    from mrisr.provenance import sidecar_header, working_gain, write_volume_with_sidecar
 
     if isinstance(inputs, str | Path):
         inputs = [inputs]
@@ -149,22 +181,24 @@ def upscale(
     if guide is not None:
         if len(scans) != 1:
             raise ConfigError(f"--guide goes with one input scan, not {len(scans)}")
-        guide_vol = load_volume(guide)
+        guide_vol = load_volume(guide, assume_geometry=assume_geometry)
     outs = plan_outputs(scans, Path(out), ckpt.scale)
     # This rank's share; other ranks check and write their own files concurrently.
     mine = list(zip(scans, outs, strict=True))[rank::world]
     for _, o in mine:  # fail before any work: a bad name, an existing file, no folder
         check_nifti_output(o, overwrite)
-    written = []
-    for src, dst in mine:
-        vol = load_volume(src)
+
+    def one(src: Path, dst: Path) -> Path:
+        vol = load_volume(src, assume_geometry=assume_geometry)
         t0 = time.time()
         scan_opts = _with_sidecar_axis(opts, src)
         plane = choose_plane(vol.zooms, vol.shape, scan_opts.axis)
         check_plane(plane, scan_opts.force_plane)  # before any work
         if plane.ambiguous:
             print(f"warning: {src.name}: {plane.ambiguous}", file=sys.stderr)
-        acq = acquired_resolution(vol.data, vol.zooms, plane.slice_axis, vol.meta)
+        gain = working_gain(vol.data)  # the spectrum is scale-free; no overflow at the gain
+        tame = vol.data if gain == 1.0 else vol.data * gain
+        acq = acquired_resolution(tame, vol.zooms, plane.slice_axis, vol.meta)
         if acq["interpolated"]:
             print(
                 f"warning: {src.name}: {acq['summary']}; a x{ckpt.scale} model trained on "
@@ -191,12 +225,34 @@ def upscale(
             **record,
             "input_acquired_resolution": sidecar_record(acq),
         }
+        if vol.meta.get("assumed_geometry"):
+            sidecar["input_assumed_geometry"] = list(vol.meta["assumed_geometry"])
         write_volume_with_sidecar(result, dst, sidecar, overwrite)
-        written.append(dst)
-        plane = record["plane"]
-        a, b = plane["in_plane_axes"]
+        used = record["plane"]
+        a, b = used["in_plane_axes"]
         print(
             f"wrote {dst} {result.shape} zooms {tuple(round(z, 4) for z in result.zooms)} mm, "
-            f"plane of axes {a},{b} ({plane['rule']}) ({record['seconds']:.1f} s)"
+            f"plane of axes {a},{b} ({used['rule']}) ({record['seconds']:.1f} s)"
         )
+        return dst
+
+    written: list[Path] = []
+    failed: list[Path] = []
+    for src, dst in mine:
+        if len(mine) == 1:  # one scan: its error is the error
+            written.append(one(src, dst))
+            continue
+        try:
+            written.append(one(src, dst))
+        except MrisrError as exc:  # this scan only: say why, go on with the others
+            print(f"mrisr: error: {src}: {exc}", file=sys.stderr)
+            failed.append(src)
+    if failed:
+        names = ", ".join(p.name for p in failed[:5]) + (", ..." if len(failed) > 5 else "")
+        err = InputError(
+            f"{len(failed)} of {len(mine)} scans failed ({names}); wrote the other "
+            f"{len(written)}, each complete with its sidecar"
+        )
+        err.written, err.failed = written, failed  # type: ignore[attr-defined]
+        raise err
     return written

@@ -22,6 +22,7 @@ from mrisr.infer.tiling import tiled_forward
 from mrisr.io.geometry import check_plane, choose_plane, grid_affine
 from mrisr.io.volume import Volume
 from mrisr.normalisation import Normalisation
+from mrisr.provenance import finite_float32, working_gain
 
 
 @dataclass
@@ -42,6 +43,57 @@ class UpscaleOptions:
     compile: bool = False
     max_memory_mb: float | None = None  # bound for the activations of one forward
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse values that make no sense before any work (one line, naming the option)."""
+        check_tiling(self.tile, self.margin, self.blend, self.max_memory_mb)
+        if not _is_int(self.batch) or self.batch < 1:
+            raise ConfigError(
+                f"--batch must be an integer >= 1 (slices per forward), got {self.batch}"
+            )
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+#: The smallest tile core, in LR pixels; tiles must also be at least twice the context margin.
+MIN_TILE = 8
+
+
+def check_tiling(tile: int, margin: int, blend: int, max_memory_mb: float | None) -> None:
+    """The tile rule: ``tile`` is 0 (whole slices), -1 (automatic: needs ``max_memory_mb``) or
+    at least ``max(MIN_TILE, 2 * margin)`` LR pixels (32 with the default 16-pixel margin).
+
+    A tile runs with ``margin`` pixels of context on every side, so a core of ``t`` pixels costs
+    ``(t + 2·margin)²`` for ``t²`` kept: at ``t = 2·margin`` a quarter of each forward is kept
+    (4× the untiled work); at ``--tile 1`` it was 1/1089 and a 32×32×4 scan took ~100 s.
+    ``max_memory_mb``, when given, must be a finite number > 0."""
+    if max_memory_mb is not None:
+        mb = float(max_memory_mb)
+        if not (math.isfinite(mb) and mb > 0):
+            raise ConfigError(
+                f"--max-memory must be a finite number of MB > 0, got {max_memory_mb}"
+            )
+    for name, v in (("margin", margin), ("blend", blend)):
+        if not _is_int(v) or v < 0:
+            raise ConfigError(f"tile {name} must be an integer >= 0, got {v}")
+    if not _is_int(tile):
+        raise ConfigError(f"--tile must be an integer, got {tile!r}")
+    smallest = max(MIN_TILE, 2 * margin)
+    if tile == -1:
+        if max_memory_mb is None:
+            raise ConfigError("--tile -1 (automatic tiling) needs --max-memory MB")
+    elif tile < 0:
+        raise ConfigError(
+            f"--tile {tile}: use 0 (whole slices), -1 (automatic, with --max-memory MB) or a tile "
+            f"of at least {smallest} LR pixels"
+        )
+    elif 0 < tile < smallest:
+        raise ConfigError(
+            f"--tile {tile} is too small: tiles must be at least {smallest} LR pixels (twice "
+            f"the {margin}-pixel context margin, and >= {MIN_TILE}); or 0 for whole slices"
+        )
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -186,6 +238,13 @@ def upscale_volume(
             g = normalisation.apply(g, normalisation.fit(guide.data))
         guide_slices = torch.from_numpy(np.ascontiguousarray(np.transpose(g, (k, *in_plane))))
     data = volume.data
+    # Intensities near the float32 maximum overflow in the normalisation and its inverse: the
+    # statistics scale with the data, so a power-of-two gain (exact) leaves the network's
+    # input unchanged and is divided out, in float64, at the end.
+    gain = 1.0
+    if normalisation is not None and normalisation.mode != "none":
+        gain = working_gain(data)
+        data = data if gain == 1.0 else data * np.float32(gain)
     stats = normalisation.fit(data) if normalisation is not None else None
     x_all = normalisation.apply(data, stats) if normalisation is not None else data
     slices = torch.from_numpy(np.ascontiguousarray(np.transpose(x_all, (k, *in_plane))))
@@ -193,7 +252,7 @@ def upscale_volume(
     tile = opt.tile
     if tile < 0 or (opt.max_memory_mb and tile == 0):
         if not opt.max_memory_mb:
-            raise ConfigError("automatic tiling needs a memory bound (--max-memory MB)")
+            raise ConfigError("--tile -1 (automatic tiling) needs --max-memory MB")
         per_px = activation_bytes_per_pixel(net, device)
         budget_px = opt.max_memory_mb * 2**20 / per_px / max(1, opt.batch)
         tile = max(32, int(math.sqrt(budget_px)) - 2 * opt.margin)
@@ -220,7 +279,11 @@ def upscale_volume(
     hr = np.transpose(out, np.argsort((k, *in_plane)))
     if normalisation is not None:
         hr = normalisation.invert(hr, stats)
+    if gain != 1.0:
+        hr = np.asarray(hr, dtype=np.float64) / gain
+        stats = {key: v / gain for key, v in stats.items()}  # type: ignore[union-attr]
     clamp_record = clamp_to_input_range(hr, volume) if opt.clamp else {"applied": False}
+    hr = finite_float32(hr, "the super-resolved volume")
     result = volume.replace(np.ascontiguousarray(hr, dtype=np.float32), affine)
     record = {
         "scale": scale,
@@ -241,6 +304,7 @@ def upscale_volume(
         **({"ensemble_grid_shift_px": ens.shift} if ens is not None else {}),
         "clamp": clamp_record,
         "normalisation_stats": stats,
+        **({"working_gain": gain} if gain != 1.0 else {}),
         **({"guide_alignment": alignment} if alignment is not None else {}),
         "seconds": round(time.perf_counter() - t0, 3),
     }

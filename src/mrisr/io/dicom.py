@@ -4,11 +4,22 @@ Geometry follows the DICOM standard (patient LPS, mm) converted to the NIfTI RAS
 ``data[i, j, k]`` has i = column index (along the row direction cosine), j = row index (along the
 column direction cosine) and k = slice index sorted by position along the slice normal.
 pydicom is imported lazily so that ``import mrisr`` stays light.
+
+Integrity: pydicom reads a file cut short silently, so each file's last element must end inside
+the file and native PixelData must hold Rows × Columns × frames × samples × bits / 8 bytes. In a
+folder, a damaged slice (empty, shorter than the preamble, DICOM but unreadable) is an error
+naming it; other files (README, DICOMDIR) are skipped and a gap error lists them.
+
+Geometry policy: a series without PixelSpacing, without ImagePositionPatient /
+ImageOrientationPatient, or a single slice without SpacingBetweenSlices/SliceThickness is
+refused, naming the tag, unless ``assume_geometry=True``: then 1 mm, an identity (axial, LPS)
+orientation with origin 0 and a 1 mm step are used where missing and listed in
+``meta["assumed_geometry"]`` (``meta["geometry"]`` is :data:`MISSING_GEOMETRY` then).
 """
 
 from __future__ import annotations
 
-import warnings
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +28,13 @@ from typing import Any
 import numpy as np
 
 from mrisr.errors import InputError
+from mrisr.io.formats import ASSUME_HINT, check_declared_size, quiet
 from mrisr.io.volume import Volume
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 MISSING_GEOMETRY = "missing: identity orientation assumed"
 _IDENTITY_IOP = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+_UNDEFINED = 0xFFFFFFFF
 
 
 @dataclass
@@ -37,8 +50,13 @@ class _Slice:
     intercept: float = 0.0
 
 
-def _floats(value: Any) -> np.ndarray | None:
-    return None if value is None else np.asarray([float(v) for v in value], dtype=np.float64)
+def _floats(value: Any, n: int) -> np.ndarray | None:
+    """``n`` finite numbers from a multi-valued tag, else None (absent or malformed)."""
+    try:
+        arr = np.asarray([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == (n,) and np.isfinite(arr).all() else None
 
 
 def _num(ds: Any, keyword: str) -> float | None:
@@ -51,32 +69,61 @@ def _num(ds: Any, keyword: str) -> float | None:
 
 def _make_slice(index: int, number: int, pos: Any, ori: Any, meas: Any, scale: Any) -> _Slice:
     """A :class:`_Slice` from the datasets holding position, orientation, spacing, rescale."""
-    spacing = _floats(getattr(meas, "PixelSpacing", None))
+    spacing = _floats(getattr(meas, "PixelSpacing", None), 2)
     return _Slice(
         index=index,
         number=number,
-        pos=_floats(getattr(pos, "ImagePositionPatient", None)),
-        iop=_floats(getattr(ori, "ImageOrientationPatient", None)),
-        spacing=None if spacing is None or len(spacing) != 2 else (spacing[0], spacing[1]),
+        pos=_floats(getattr(pos, "ImagePositionPatient", None), 3),
+        iop=_floats(getattr(ori, "ImageOrientationPatient", None), 6),
+        spacing=None if spacing is None or spacing.min() <= 0 else (spacing[0], spacing[1]),
         slope=_num(scale, "RescaleSlope") or 1.0,
         intercept=_num(scale, "RescaleIntercept") or 0.0,
     )
 
 
+def _check_complete(ds: Any, path: Path) -> None:
+    """Refuse a file whose last element runs past its end (pydicom keeps it, shortened)."""
+    raw = ds.get_item(max(ds.keys())) if len(ds) else None
+    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+    size = path.stat().st_size
+    if tell is not None and length is not None and length != _UNDEFINED and tell + length > size:
+        raise InputError(
+            f"'{path}' is truncated or corrupt: its element {raw.tag} declares {length} bytes "
+            f"from byte {tell} but the file ends at byte {size} (copy it again)"
+        )
+
+
 def _read_header(path: Path, strict: bool) -> Any:
     """The dataset of ``path`` without pixels; ``None`` for a non-DICOM file unless ``strict``."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True, force=False)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        with quiet("pydicom"):
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=False)
+    except Exception as exc:  # pydicom raises many types (struct.error on a cut tag, ...)
         if not strict:
             return None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
             f"cannot read '{path}' as DICOM ({reason}); the file is corrupt, truncated or not DICOM"
         ) from exc
+    _check_complete(ds, path)
+    return ds
+
+
+def _check_pixel_length(ds: Any, path: Path) -> None:
+    """Native PixelData must hold every pixel the header declares."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if "PixelData" not in ds or ts is None or ts.is_compressed:
+        return
+    dims = [int(_num(ds, k) or 1) for k in ("Rows", "Columns", "NumberOfFrames", "SamplesPerPixel")]
+    bits = int(_num(ds, "BitsAllocated") or 0)
+    want, have = (int(np.prod(dims, dtype=np.int64)) * bits + 7) // 8, len(ds.PixelData)
+    if have < want:
+        raise InputError(
+            f"'{path}' is truncated: its PixelData holds {have} bytes, Rows × Columns × frames "
+            f"× samples × bits / 8 = {' × '.join(map(str, dims))} × {bits} / 8 = {want}"
+        )
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -85,8 +132,13 @@ def _pixels(path: Path) -> np.ndarray:
 
     ds = None
     try:
-        ds = pydicom.dcmread(path, force=False)
-        arr = ds.pixel_array
+        with quiet("pydicom"):
+            ds = pydicom.dcmread(path, force=False)
+            _check_complete(ds, path)
+            _check_pixel_length(ds, path)
+            arr = ds.pixel_array
+    except InputError:
+        raise
     except Exception as exc:  # pydicom raises many types when a decoder is missing or fails
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         reason = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
@@ -102,6 +154,13 @@ def _pixels(path: Path) -> np.ndarray:
         ) from exc
     if int(getattr(ds, "SamplesPerPixel", 1)) != 1:
         raise InputError(f"'{path}' is a colour image; mrisr reads greyscale images only")
+    return arr
+
+
+def _frames(file: Path, n_frames: int) -> np.ndarray:
+    arr = _pixels(file)
+    if arr.ndim != 3 or arr.shape[0] != n_frames:
+        raise InputError(f"'{file}' declares {n_frames} frames but holds pixels {arr.shape}")
     return arr
 
 
@@ -128,7 +187,7 @@ def _frame_slices(ds: Any, n_frames: int) -> list[_Slice]:
 
 
 def _sort_and_measure(
-    slices: list[_Slice], where: str, fallback_step: float
+    slices: list[_Slice], where: str, fallback_step: float, note: str = ""
 ) -> tuple[list[_Slice], np.ndarray, np.ndarray, float]:
     """Sort ``slices`` along the slice normal and check that they are evenly spaced.
 
@@ -157,7 +216,7 @@ def _sort_and_measure(
         raise InputError(
             f"'{where}' has an irregular gap of {steps[k]:.3f} mm between sorted slices {k} and "
             f"{k + 1} (at {proj[k]:.3f} and {proj[k + 1]:.3f} mm along the normal; the usual step "
-            f"is {ref:.3f} mm): the series has missing or uneven slices"
+            f"is {ref:.3f} mm): the series has missing or uneven slices{note}"
         )
     step = (slices[-1].pos - slices[0].pos) / (len(slices) - 1)
     line = slices[0].pos + np.outer(np.arange(len(slices)), step)
@@ -209,24 +268,51 @@ def _acquisition(ds: Any) -> dict[str, Any]:
     }
 
 
+def _missing_geometry(
+    slices: list[_Slice], have: list[bool], step_known: bool, where: Path, assume: bool
+) -> list[str]:
+    """Refuse missing geometry tags, naming them, unless ``assume``: then the assumptions."""
+    problems = []  # (what is missing, what is assumed)
+    if any(s.spacing is None for s in slices):
+        problems.append(("PixelSpacing (0028,0030)", "PixelSpacing missing: 1 mm assumed"))
+    tags = ["ImagePositionPatient (0020,0032)", "ImageOrientationPatient (0020,0037)"]
+    absent = [any(s.pos is None for s in slices), any(s.iop is None for s in slices)]
+    tags = [t for t, a in zip(tags, absent, strict=True) if a and not any(have)]
+    if tags:
+        short = "/".join(t.split()[0] for t in tags)
+        what = "identity (axial, LPS) orientation and origin 0 assumed"
+        problems.append((" or ".join(tags), f"{short} missing: {what}"))
+    if (len(slices) == 1 or not any(have)) and not step_known:
+        tag = "SpacingBetweenSlices (0018,0088) or SliceThickness (0018,0050)"
+        problems.append((tag, "SpacingBetweenSlices/SliceThickness missing: 1 mm step assumed"))
+    if problems and not assume:
+        raise InputError(
+            f"'{where}' has no usable {' and no '.join(p[0] for p in problems)}: its geometry is "
+            "unknown; " + ASSUME_HINT.format(what="1 mm spacing and an identity orientation")
+        )
+    return [p[1] for p in problems]
+
+
 def _build(
-    ds: Any, slices: list[_Slice], image: Callable[[_Slice], np.ndarray], where: Path, n_files: int
+    ds: Any, slices: list, image: Callable, where: Path, n_files: int, assume: bool, note: str
 ) -> Volume:
     """Stack the 2-D images ``image(slice)`` (rows, cols) into a (cols, rows, K) Volume."""
     measures = _group_item(ds, 0, "PixelMeasuresSequence")
     thickness = _num(measures, "SliceThickness") or _num(ds, "SliceThickness")
     between = _num(measures, "SpacingBetweenSlices") or _num(ds, "SpacingBetweenSlices")
     have = [s.pos is not None and s.iop is not None for s in slices]
-    fallback = between or thickness or 1.0
+    known_step = next((v for v in (between, thickness) if v is not None and v > 0), None)
+    if any(have) and not all(have):
+        raise InputError(f"'{where}' has slices with and without ImagePositionPatient")
+    assumed = _missing_geometry(slices, have, known_step is not None, where, assume)
+    fallback = known_step or 1.0
     if all(have):
-        slices, iop, step, spacing_k = _sort_and_measure(slices, str(where), fallback)
+        slices, iop, step, spacing_k = _sort_and_measure(slices, str(where), fallback, note)
         origin = slices[0].pos
     elif not any(have):
         slices = sorted(slices, key=lambda s: s.number)
         iop, step, spacing_k = _IDENTITY_IOP, np.array([0.0, 0.0, fallback]), fallback
         origin = np.zeros(3)
-    else:
-        raise InputError(f"'{where}' has slices with and without ImagePositionPatient")
     planes, shapes, dtype, rescaled = [], set(), None, False
     for s in slices:
         img = image(s)
@@ -256,20 +342,55 @@ def _build(
     meta.update(_acquisition(ds))
     if not all(have):
         meta["geometry"] = MISSING_GEOMETRY
-        warnings.warn(
-            f"'{where}' has no ImagePositionPatient/ImageOrientationPatient; the affine uses the "
-            f"voxel spacing with an identity (axial, LPS) orientation and origin 0",
-            stacklevel=3,
-        )
-    affine = _affine(iop, slices[0].spacing or (1.0, 1.0), step, origin)
+    if assumed:
+        meta["assumed_geometry"] = assumed
+    affine = _affine(iop, slices[0].spacing or (1.0, 1.0), step, origin)  # 1 mm: assumed above
     return Volume(np.stack(planes, axis=2), affine, meta, orig_dtype=dtype, header=None)
 
 
-def _series_headers(folder: Path) -> list[tuple[Path, Any]]:
-    """(file, header) of every DICOM image under ``folder``, checked to form one series."""
+def _classify_unreadable(f: Path) -> None:
+    """Raise if an unreadable file of a folder is a damaged slice, not some other file."""
+    size = f.stat().st_size
+    suffix = f.suffix.lower()  # a slice's name: .dcm/.ima, or digits and no or a numeric suffix
+    numbered = (suffix == "" or suffix[1:].isdigit()) and any(c.isdigit() for c in f.name)
+    slice_name = suffix in (".dcm", ".ima", ".dicom") or numbered
+    if size == 0 and slice_name:
+        raise InputError(
+            f"'{f}' is empty (0 bytes): a slice file of this DICOM series is damaged or its copy "
+            "failed; copy it again or remove it"
+        )
+    with f.open("rb") as fh:
+        head = fh.read(132)
+    if head[128:132] == b"DICM":
+        _read_header(f, strict=True)  # raises the reason
+    if size < 132 and slice_name and not head.decode("latin-1").strip().isprintable():
+        raise InputError(f"'{f}' is truncated ({size} bytes): copy this DICOM slice again")
+
+
+def _other_storage(ds: Any) -> bool:
+    """A known non-image DICOM object (DICOMDIR, report, presentation state...), not a slice."""
+    name = str(getattr(ds.file_meta.get("MediaStorageSOPClassUID"), "name", ""))
+    return name.endswith("Storage") and "Image" not in name
+
+
+def _series_headers(folder: Path) -> tuple[list[tuple[Path, Any]], list[str]]:
+    """(file, header) of each DICOM image under ``folder`` (one series), and files skipped."""
     files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
-    headers = [(f, _read_header(f, strict=False)) for f in files]
-    headers = [(f, ds) for f, ds in headers if ds is not None and "Rows" in ds]
+    headers, skipped = [], []
+    for f in files:
+        ds = _read_header(f, strict=False)
+        if ds is None:
+            _classify_unreadable(f)
+            skipped.append(f.name)
+        elif "Rows" in ds:
+            headers.append((f, ds))
+        elif not _other_storage(ds):
+            raise InputError(
+                f"'{f}' is a DICOM image without Rows/Columns (or an unknown SOP class): the "
+                "file is truncated or corrupt"
+            )
+        else:
+            skipped.append(f.name)  # DICOMDIR, a report, a presentation state ...
     if not headers:
         raise InputError(f"no DICOM files found in '{folder}'; point at a folder of DICOM images")
     series: dict[str, list[Any]] = {}
@@ -284,31 +405,33 @@ def _series_headers(folder: Path) -> list[tuple[Path, Any]]:
             f"'{folder}' holds {len(series)} DICOM series ({names}); point at a folder with one "
             f"series"
         )
-    return headers
+    return headers, skipped
 
 
-def load_dicom(path: str | Path) -> Volume:
+def load_dicom(path: str | Path, *, assume_geometry: bool = False) -> Volume:
     """Read one DICOM series (folder) or one DICOM file as a float32 :class:`Volume`.
 
     Args:
         path: a folder holding one series (any file names, searched recursively; non-DICOM
-            files such as DICOMDIR or README are ignored), a single-slice file (K = 1) or an
+            files such as DICOMDIR or README are skipped), a single-slice file (K = 1) or an
             enhanced multi-frame file.
+        assume_geometry: accept missing geometry with 1 mm / identity defaults, listed in
+            ``meta["assumed_geometry"]`` (module docstring), instead of refusing it.
 
     Returns:
         Volume with data (columns, rows, slices) after RescaleSlope/Intercept, an affine mapping
         voxel indices to RAS+ mm whose third column is the measured slice step (for K = 1: the
-        normal times SpacingBetweenSlices, SliceThickness or 1 mm), ``orig_dtype`` the stored
-        pixel type, and ``meta`` describing the series. Files without any position/orientation
-        get an identity orientation, ``meta["geometry"]`` and a warning.
+        normal times SpacingBetweenSlices or SliceThickness), ``orig_dtype`` the stored pixel
+        type, and ``meta`` describing the series.
 
     Raises:
         InputError: no DICOM, several series, missing/duplicate/uneven slices, mixed sizes or
-            orientations, corrupt files, or pixel data that cannot be decoded.
+            orientations, missing geometry, damaged files, undecodable pixel data.
     """
     path = Path(path)
+    skipped: list[str] = []
     if path.is_dir():
-        headers = _series_headers(path)
+        headers, skipped = _series_headers(path)
     else:
         headers = [(path, _read_header(path, strict=True))]
         if "Rows" not in headers[0][1]:
@@ -316,16 +439,20 @@ def load_dicom(path: str | Path) -> Volume:
                 f"'{path}' holds no DICOM image (no Rows/Columns): truncated, or not an image"
             )
     first = headers[0][1]
-    if int(getattr(first, "NumberOfFrames", 1) or 1) > 1:
+    n_frames = int(_num(first, "NumberOfFrames") or 1)
+    dims = [int(_num(first, k) or 0) for k in ("Columns", "Rows")] + [n_frames * len(headers)]
+    check_declared_size(path, tuple(dims), max(int(_num(first, "BitsAllocated") or 16) // 8, 1))
+    note = f" (skipped as not DICOM images: {', '.join(skipped[:5])})" if skipped else ""
+    if n_frames > 1:
         if len(headers) > 1:
             raise InputError(f"'{path}' holds {len(headers)} multi-frame files; point at one")
-        file, n_frames = headers[0][0], int(first.NumberOfFrames)
-        arr = _pixels(file)
-        if arr.shape[0] != n_frames or arr.ndim != 3:
-            raise InputError(f"'{file}' declares {n_frames} frames but holds pixels {arr.shape}")
-        return _build(first, _frame_slices(first, n_frames), lambda s: arr[s.index], path, 1)
+        file = headers[0][0]
+        frames = functools.cache(lambda: _frames(file, n_frames))  # read after the header checks
+        slices = _frame_slices(first, n_frames)
+        return _build(first, slices, lambda s: frames()[s.index], path, 1, assume_geometry, note)
     slices = [
         _make_slice(i, int(_num(ds, "InstanceNumber") or i), ds, ds, ds, ds)
         for i, (_, ds) in enumerate(headers)
     ]
-    return _build(first, slices, lambda s: _pixels(headers[s.index][0]), path, len(headers))
+    image = lambda s: _pixels(headers[s.index][0])  # noqa: E731
+    return _build(first, slices, image, path, len(headers), assume_geometry, note)

@@ -16,7 +16,9 @@ class Volume:
         data: float32 array of shape (I, J, K), indexed like the voxel axes of ``affine``.
             2-D images are stored with K = 1.
         affine: 4×4 float64 voxel-index → world (RAS+, mm) matrix, as in NIfTI/nibabel.
-        meta: JSON-serialisable facts about the source (format, path, header codes, ...).
+        meta: JSON-serialisable facts about the source (format, path, header codes, ...);
+            ``meta["assumed_geometry"]`` lists, as sentences, the voxel size / orientation a
+            reader assumed because the file lacks them (only with ``assume_geometry=True``).
         orig_dtype: the stored data type of the source (for DICOM the stored pixel type, before
             RescaleSlope/Intercept).
         header: the source's nibabel NIfTI header when there was one, so that writing keeps

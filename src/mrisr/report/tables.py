@@ -4,25 +4,42 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from typing import Any
+
+from mrisr.io.atomic import strict_json
 
 
 def _f(v: Any, nd: int = 4) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        if math.isinf(v):
-            return "inf"
+        if not math.isfinite(v):
+            return _nonfinite(v)
         return f"{v:.{nd}f}"
     return str(v)
 
 
+def _nonfinite(v: float) -> str:
+    """The one spelling of a non-finite score in md and csv: ``inf``, ``-inf``, ``nan``."""
+    return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+
+
+def _c(v: Any) -> Any:
+    """A CSV cell: non-finite floats as ``inf`` / ``-inf`` / ``nan`` (as in md), None empty."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return _nonfinite(v)
+    return "" if v is None else v
+
+
 def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
-    """``report`` as produced by ``mrisr eval`` → text in ``fmt`` (md, csv or json)."""
+    """``report`` as produced by ``mrisr eval`` → text in ``fmt`` (md, csv or json).
+
+    Non-finite scores (the PSNR of a result equal to the reference is +inf) are written
+    ``inf`` / ``-inf`` / ``nan`` in md and csv, and ``null`` in JSON: strict JSON has no
+    Infinity or NaN, and standard parsers reject them."""
     if fmt == "json":
-        return json.dumps(report, indent=2, default=_json_safe) + "\n"
+        return strict_json(report, default=_json_safe, indent=2) + "\n"
     if report.get("mode") == "no-reference":
         return _render_noref(report, fmt, per_slice)
     results: dict[str, dict] = report["results"]
@@ -33,11 +50,13 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
         w.writerow(["result", "slice", "psnr", "ssim", "nmse"] + (["fid"] if fid else []))
         for name, r in results.items():
             v = r["volume"]
-            w.writerow(
-                [name, "volume", v["psnr"], v["ssim"], v["nmse"]] + ([v.get("fid")] if fid else [])
+            row = [name, "volume", v["psnr"], v["ssim"], v["nmse"]] + (
+                [v.get("fid")] if fid else []
             )
+            w.writerow([_c(c) for c in row])
             for s in r["slices"]:
-                w.writerow([name, s["index"], s["psnr"], s["ssim"], s["nmse"]] + [""] * fid)
+                row = [name, s["index"], s["psnr"], s["ssim"], s["nmse"]] + [""] * fid
+                w.writerow([_c(c) for c in row])
         return buf.getvalue()
     fid = any("fid" in r["volume"] for r in results.values())
     lines = [
@@ -105,11 +124,11 @@ def _render_noref(report: dict[str, Any], fmt: str, per_slice: bool) -> str:
         w.writerow(["image", "slice", "niqe", "mscn_shape", "mscn_var", "n_patches"])
         for name, r in results.items():
             v = r["volume"]
-            w.writerow([name, "volume", v["niqe"], v["mscn_shape"], v["mscn_var"], v["n_patches"]])
+            row = [name, "volume", v["niqe"], v["mscn_shape"], v["mscn_var"], v["n_patches"]]
+            w.writerow([_c(c) for c in row])
             for s in r["slices"]:
-                w.writerow(
-                    [name, s["index"], s["niqe"], s["mscn_shape"], s["mscn_var"], s["n_patches"]]
-                )
+                row = [name, s["index"], s["niqe"], s["mscn_shape"], s["mscn_var"], s["n_patches"]]
+                w.writerow([_c(c) for c in row])
         return buf.getvalue()
     m = report.get("niqe_model", {})
     lines = [

@@ -21,12 +21,24 @@ A state holds the task (networks, optimisers, schedulers, EMAs), every rank's RN
 step (which fixes the data position: see :mod:`mrisr.train.state`), the best score and the wall
 time. ``train(cfg, resume=True)`` loads the newest one and continues: in deterministic mode on
 CPU the final weights are bit-identical to an uninterrupted run.
+
+Recovery: a run killed at any moment goes on with ``--resume`` (from its newest state, or from
+step 0 with the frozen config when it saved none yet) or, while it has saved no state, with the
+same command again. Nothing is written into the folder before the data and the model are built,
+so a start that fails there leaves nothing behind; a run that saved no state (config.yaml and
+logs only) is started over by either command, its logs and ``best/`` removed first. Every start
+removes the temporaries a kill left (ours only, by name: :func:`mrisr.train.state.stale_temps`);
+a resume never reads one (states are ``state/step_XXXXXXX.pt`` exactly).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +55,7 @@ from mrisr.train.state import (
     gather_objects,
     list_states,
     load_state,
+    remove_temps,
     restore_rng,
     save_state,
     seed_everything,
@@ -73,30 +86,81 @@ def _may_change(key: str) -> bool:
     return any(key == p or (p.endswith(".") and key.startswith(p)) for p in RESUMABLE_CHANGES)
 
 
-def _check_resume(cfg: RunConfig, run_dir: Path) -> tuple[Path, RunConfig]:
+#: What a run writes besides config.yaml before its first state; removed when such a run (one
+#: that saved no state) starts over from step 0.
+_EARLY_OUTPUTS = ("metrics.csv", "curves.png", "validation.json", "tb", "best")
+
+
+def _command(argv: Sequence[str], run_dir: Path, resume: bool) -> str:
+    """The shell command that (re)starts this run: ``argv`` + ``--run-dir`` [+ ``--resume``]."""
+    return shlex.join([*argv, "--run-dir", str(run_dir), *(["--resume"] if resume else [])])
+
+
+def _check_folder(cfg: RunConfig, run_dir: Path, resume: bool, argv: Sequence[str]) -> Path | None:
+    """The state to continue from (None: start at step 0), or an error that names the command
+    to run instead. Writes nothing."""
+    again, cont = _command(argv, run_dir, False), _command(argv, run_dir, True)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputError(f"run folder '{run_dir}' is a file; choose another --run-dir")
     states = list_states(run_dir)
-    if not states:
+    frozen = run_dir / "config.yaml"
+    if states and not frozen.is_file():
         raise InputError(
-            f"nothing to resume in '{run_dir}' (no state/step_*.pt); start without --resume"
+            f"run folder '{run_dir}' has states but no config.yaml; it cannot be continued: "
+            "choose another --run-dir"
         )
-    frozen = load_config(run_dir / "config.yaml")
-    bad = [k for k in config_differences(frozen, cfg) if not _may_change(k)]
+    if not states and (run_dir / "final").exists():
+        raise OutputError(
+            f"run folder '{run_dir}' holds a finished run (final/) without states; "
+            "choose another --run-dir"
+        )
+    if not resume:
+        if states:
+            raise OutputError(
+                f"run folder '{run_dir}' holds a run already (newest state: step "
+                f"{states[-1][0]}); pass --resume to continue it: {cont} "
+                "(or choose another --run-dir)"
+            )
+        return None
+    if not frozen.is_file():
+        raise InputError(
+            f"nothing to resume in '{run_dir}' (no config.yaml, no state/step_*.pt); "
+            f"start the run without --resume: {again}"
+        )
+    bad = [k for k in config_differences(load_config(frozen), cfg) if not _may_change(k)]
+    if bad and states:
+        frozen_cmd = _command(["mrisr", "train", str(frozen)], run_dir, True)
+        raise ConfigError(
+            f"--resume: the config differs from '{frozen}' at "
+            f"{', '.join(bad[:4])}; resume with the same recipe (the frozen one: "
+            f"{frozen_cmd}) or start a new --run-dir"
+        )
     if bad:
         raise ConfigError(
-            f"--resume: the config differs from '{run_dir / 'config.yaml'}' at "
-            f"{', '.join(bad[:4])}; resume with the same recipe or start a new --run-dir"
+            f"--resume: the config differs from '{frozen}' at {', '.join(bad[:4])}; that run "
+            f"saved no state, so start it over with this config without --resume: {again}"
         )
-    return states[-1][1], cfg
+    return states[-1][1] if states else None
 
 
-def _check_new(run_dir: Path) -> None:
-    if (run_dir / "config.yaml").exists() or list_states(run_dir):
-        raise OutputError(
-            f"run folder '{run_dir}' holds a run already; pass --resume to "
-            "continue it, or choose another --run-dir"
+def _prepare_folder(run_dir: Path, cfg: RunConfig, from_zero: bool) -> None:
+    """Rank 0, once everything is built: remove a killed run's temporaries (and, starting
+    from step 0 in a folder that holds a run without state, its logs), freeze the config.
+    Each step leaves a folder that the same command recovers if killed in between."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    remove_temps(run_dir)
+    if from_zero and (run_dir / "config.yaml").is_file():
+        print(
+            f"note: '{run_dir}' holds a run that saved no state; starting it from step 0",
+            file=sys.stderr,
         )
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputError(f"run folder '{run_dir}' is a file")
+        for name in _EARLY_OUTPUTS:
+            path = run_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+    _write_text(run_dir / "config.yaml", dump_config(cfg))
 
 
 def _shareable(cfg: RunConfig) -> dict[str, Any]:
@@ -121,8 +185,11 @@ def _write_text(path: Path, text: str) -> None:
 class _Loop:
     """One run on one rank (state shared by the loop's helpers)."""
 
-    def __init__(self, cfg: RunConfig, run_dir: Path, fabric: Any) -> None:
+    def __init__(
+        self, cfg: RunConfig, run_dir: Path, fabric: Any, argv: Sequence[str] = ()
+    ) -> None:
         self.cfg, self.run_dir, self.fabric = cfg, run_dir, fabric
+        self.argv = list(argv) or ["mrisr", "train", cfg.name]
         self.rank0 = fabric.global_rank == 0
         self.best: dict[str, Any] = {}
         self.last_val: dict[str, Any] = {}
@@ -263,6 +330,12 @@ class _Loop:
         self.task: Task = TASKS[cfg.task]()
         self.task.setup(f, cfg, self.spe, total)
         step = self.resume_from(resume_path) if resume_path else 0
+        # Only now, with data, model and state in hand, does the folder change: a start that
+        # fails above leaves nothing behind.
+        f.barrier()
+        if self.rank0:
+            _prepare_folder(self.run_dir, cfg, resume_path is None)
+        f.barrier()
         self.validator = None
         if val_ds is not None:
             self.validator = Validator(
@@ -319,9 +392,10 @@ class _Loop:
             if self.rank0:
                 states = list_states(self.run_dir)
                 last = f"step {states[-1][0]}" if states else "no state saved yet"
+                cont = _command(self.argv, self.run_dir, True)
                 print(
                     f"stopped after step {step} of {total} (newest state: {last}); "
-                    f"continue with --resume --run-dir {self.run_dir}"
+                    f"continue with: {cont}"
                 )
             return
         epoch = (step - 1) // self.spe
@@ -340,27 +414,24 @@ def train(
     resume: bool = False,
     run_dir: str | Path | None = None,
     stop_at: int | None = None,
+    argv: Sequence[str] | None = None,
 ) -> Path:
     """Train ``cfg``; return the run folder.
 
     ``resume`` continues from the newest state in the run folder (the config must match its
-    frozen ``config.yaml`` except for :data:`RESUMABLE_CHANGES`). ``stop_at`` stops after that
+    frozen ``config.yaml`` except for :data:`RESUMABLE_CHANGES`), or from step 0 with that
+    config when the run saved no state yet. Without ``resume`` a folder that holds states is
+    refused; one that holds a run without state is started over. ``stop_at`` stops after that
     step without any final state or export — as if the job were killed (for tests and
-    time-limited jobs that save with ``train.ckpt_every``).
+    time-limited jobs that save with ``train.ckpt_every``). ``argv`` is the command that started
+    the run, without ``--run-dir`` / ``--resume`` (default ``mrisr train NAME``): messages name
+    the command to run next with it.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.train.out_dir) / cfg.name
+    argv = list(argv) if argv else ["mrisr", "train", cfg.name]
     with deterministic_mode(cfg.train.deterministic):
         fabric = make_fabric(cfg)
         fabric.launch()
-        resume_path = None
-        if resume:
-            resume_path, cfg = _check_resume(cfg, run_dir)
-        else:
-            _check_new(run_dir)
-        fabric.barrier()  # every rank has checked the folder before rank 0 writes into it
-        if fabric.global_rank == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            _write_text(run_dir / "config.yaml", dump_config(cfg))
-        fabric.barrier()
-        _Loop(cfg, run_dir, fabric).run(resume_path, stop_at)
+        resume_path = _check_folder(cfg, run_dir, resume, argv)
+        _Loop(cfg, run_dir, fabric, argv).run(resume_path, stop_at)
     return run_dir

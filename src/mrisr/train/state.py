@@ -22,6 +22,7 @@ import contextlib
 import os
 import random
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,16 @@ from mrisr.errors import InputError
 STATE_FORMAT = "mrisr-train-state"
 STATE_VERSION = 1
 _STATE_NAME = re.compile(r"^step_(\d{7,})\.pt$")
+#: Temporaries our atomic writers leave when killed mid-write, and nothing else: ``state/``
+#: ``.step_XXXXXXX.pt.<8 hex>.tmp`` (:func:`save_state`); in the run folder
+#: ``.NAME.<8 hex>.tmp[.ext]`` (:mod:`mrisr.io.atomic`: config.yaml, validation.json;
+#: :mod:`mrisr.train.monitor`: metrics.csv, curves.png) and the ``.best|final.<8 hex>.tmp|old``
+#: folders of :func:`mrisr.checkpoint.save_checkpoint`.
+_STATE_TEMP = re.compile(r"^\.step_\d{7,}\.pt\.[0-9a-f]{8}\.tmp$")
+_RUN_TEMP = re.compile(
+    r"^\.(config\.yaml|validation\.json|metrics\.csv|curves\.png|best|final)"
+    r"\.[0-9a-f]{8}\.(tmp|old)(\.(yaml|json|csv|png))?$"
+)
 
 
 class GlobalBatchSampler(Sampler[int]):
@@ -178,6 +189,37 @@ def list_states(run_dir: Path) -> list[tuple[int, Path]]:
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
+
+
+def stale_temps(run_dir: Path) -> list[Path]:
+    """The temporaries a killed run left in ``run_dir`` (ours only, by name; see above)."""
+    found = []
+    for folder, pattern in ((run_dir, _RUN_TEMP), (run_dir / "state", _STATE_TEMP)):
+        if folder.is_dir():
+            found += [p for p in folder.iterdir() if pattern.match(p.name)]
+    return sorted(found)
+
+
+def remove_temps(run_dir: Path) -> list[Path]:
+    """Delete :func:`stale_temps` (files, or checkpoint folders); return what was handled.
+
+    A ``.best|final.<hex>.old`` checkpoint whose ``best``/``final`` is missing (killed between
+    the two renames that replace a checkpoint) is put back instead: it is the previous, complete
+    one, which the newest state's ``best`` score refers to. Call this only while no other
+    process writes into ``run_dir`` (at the start of a run)."""
+    found = stale_temps(run_dir)
+    for p in found:
+        m = _RUN_TEMP.match(p.name)
+        if m and m.group(2) == "old" and not (run_dir / m.group(1)).exists():
+            if all((p / f).is_file() for f in ("config.json", "model.safetensors")):
+                os.replace(p, run_dir / m.group(1))
+                continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    return found
 
 
 def save_state(run_dir: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
