@@ -3,12 +3,12 @@ starts fast; user errors print one line and exit with status 2."""
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
-from typing import Annotated
 
 import typer
+
+from mrisr.commands.options import AssumeGeometry, Baseline, Fmt, Method
 
 app = typer.Typer(
     name="mrisr",
@@ -17,16 +17,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-#: Read scans whose header lacks spacing / orientation / position (docs/reliability.md).
-AssumeGeometry = Annotated[
-    bool,
-    typer.Option(
-        "--assume-geometry",
-        help="read scans whose header lacks spacing/orientation/position (1 mm, identity, "
-        "origin 0 where missing; recorded in the sidecar) instead of refusing them",
-    ),
-]
 
 
 def _print_version(value: bool) -> None:
@@ -48,27 +38,6 @@ def _root(
     ),
 ) -> None:
     """MRI super-resolution toolkit: super-resolve, degrade and evaluate real scans."""
-
-
-class Method(str, enum.Enum):
-    bicubic = "bicubic"
-    gaussian = "gaussian"
-    kspace_truncate = "kspace-truncate"
-    kspace_zerofill = "kspace-zerofill"
-    thick_slice = "thick-slice"
-    kernel = "kernel"
-
-
-class Baseline(str, enum.Enum):
-    bicubic = "bicubic"
-    bicubic_naive = "bicubic-naive"
-    zerofill = "zerofill"
-
-
-class Fmt(str, enum.Enum):
-    md = "md"
-    csv = "csv"
-    json = "json"
 
 
 @app.command()
@@ -311,13 +280,34 @@ def upscale(
         "resampled onto the output grid through both headers",
     ),
     assume_geometry: AssumeGeometry = False,
+    through_plane: bool = typer.Option(
+        False,
+        "--through-plane",
+        help="restore the slice direction of a thick-slice scan, learned from the scan's own "
+        "in-plane slices (docs/through-plane.md)",
+    ),
+    thickness: float | None = typer.Option(
+        None, help="--through-plane: slice thickness in mm [default: DICOM's, else spacing]"
+    ),
+    profile: str = typer.Option(
+        "rect", help="--through-plane: slice profile rect, gaussian, or a profile .npy"
+    ),
+    steps: int = typer.Option(300, min=0, help="--through-plane: training steps on the scan"),
+    consistency: bool = typer.Option(
+        False, help="--through-plane: project the output onto the acquired slices (A·x = y)"
+    ),
 ) -> None:
-    """Super-resolve scans in-plane with a trained model; writes NIfTI + JSON sidecar each.
+    """Super-resolve scans in-plane with a trained model, or their slice direction with
+    --through-plane; writes NIfTI + JSON sidecar each. Under torchrun the scans are split
+    across ranks."""
+    from mrisr.commands.upscale import run_through_plane, run_upscale
 
-    Under torchrun the scans are split across ranks.
-    """
-    from mrisr.commands.upscale import run_upscale
-
+    if through_plane:
+        tp = {"thickness": thickness, "profile": profile, "steps": steps, "axis": axis}
+        run_through_plane(inputs, out, checkpoint=checkpoint, overwrite=overwrite, argv=sys.argv,
+                          device=device, progress=progress, assume_geometry=assume_geometry,
+                          consistency=consistency, **tp)  # fmt: skip
+        return
     run_upscale(
         inputs,
         out,
@@ -361,28 +351,30 @@ def train(
 @app.command("learn-kernel")
 def learn_kernel(
     out: Path = typer.Argument(..., metavar="OUT", help="kernel .npy (OUT.json, OUT.png beside)"),
-    hr: Path = typer.Option(..., "--hr", help="HR scan (the sharp acquisition)"),
-    lr: Path = typer.Option(..., "--lr", help="real LR scan of the same protocol (unpaired)"),
-    scale: int = typer.Option(..., "--scale", "-s", help="2 or 4"),
-    steps: int = typer.Option(3000, min=1, help="iterations (the paper: 3000)"),
+    hr: Path | None = typer.Option(None, "--hr", help="HR scan (the sharp acquisition)"),
+    lr: Path = typer.Option(..., "--lr", help="real LR scan (unpaired), or the thick-slice scan"),
+    scale: int | None = typer.Option(None, "--scale", "-s", help="2 or 4 (not --through-plane)"),
+    steps: int | None = typer.Option(None, min=1, help="iterations (3000; profile: its recipe's)"),
     slice_index: int | None = typer.Option(
         None, "--slice", min=0, help="learn from this HR slice only (per-slice, as the paper)"
     ),
     denoise: bool = typer.Option(False, help="non-local-means denoise the LR slices first"),
     seed: int = typer.Option(0, help="seed of the crops and the initialisation"),
-    axis: int | None = typer.Option(
-        None, help="HR slice axis (default: off the plane that shares a spacing)"
-    ),
+    axis: int | None = typer.Option(None, help="slice axis (default: off the in-plane pair)"),
+    through_plane: bool = typer.Option(False, help="learn --lr's 1-D slice profile from itself"),
+    profile: str | None = typer.Option(None, help="--through-plane: write this rect|gaussian one"),
+    thickness: float | None = typer.Option(None, help="with --profile: its FWHM in mm"),
     run_dir: Path | None = typer.Option(None, help="keep the training run here (logs, curves)"),
     overwrite: bool = typer.Option(False, help="replace OUT, OUT.json and OUT.png"),
 ) -> None:
-    """Learn the scanner's HR → LR blur kernel from unpaired slices of two scans (DSGAN:
-    KernelGAN's deep linear generator against a Sobel-edge patch discriminator); use it with
-    `mrisr degrade --method kernel --kernel OUT` or `data.degradation` in a recipe."""
+    """Learn the scanner's HR → LR blur kernel from unpaired slices of two scans (DSGAN), for
+    `mrisr degrade --method kernel --kernel OUT`; or, with --through-plane, the slice profile
+    of one thick-slice scan from the scan itself (ESPRESO's idea), or write a known one."""
     from mrisr.commands.learn_kernel import run_learn_kernel as run
 
     run(hr, lr, scale, out, steps=steps, slice_index=slice_index, denoise=denoise, seed=seed,
-        axis=axis, run_dir=run_dir, overwrite=overwrite, argv=sys.argv)  # fmt: skip
+        axis=axis, run_dir=run_dir, overwrite=overwrite, argv=sys.argv,
+        through_plane=through_plane, profile=profile, thickness=thickness)  # fmt: skip
 
 
 @app.command()

@@ -27,11 +27,14 @@ def run_info(inp: Path, assume_geometry: bool = False) -> None:
         print(f"  assumed     {what}")
     if d.ndim == 3 and d.size and float(d.max()) > float(d.min()):
         from mrisr.io.geometry import choose_plane
+        from mrisr.io.protocol import through_plane_facts
         from mrisr.metrics.acquired import acquired_resolution
 
         plane = choose_plane(vol.zooms, vol.shape)
         acq = acquired_resolution(d, vol.zooms, plane.slice_axis, vol.meta)
         print(f"  plane       {plane.describe()}")
+        facts = through_plane_facts(vol.zooms, plane.slice_axis, vol.meta)
+        print(f"  slices      {facts['summary']}")
         print(f"  acquired    {acq['summary']}")
         for a, e in acq["spectrum"]["axes"].items():
             if e["outer_half_energy"] is not None:

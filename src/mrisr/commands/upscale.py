@@ -40,3 +40,40 @@ def run_upscale(
         assume_geometry=assume_geometry,
         **options,
     )
+
+
+def run_through_plane(
+    inputs: list[Path],
+    out: Path,
+    *,
+    checkpoint: Path | None,
+    overwrite: bool,
+    argv: list[str] | None,
+    thickness: float | None,
+    profile: str,
+    steps: int,
+    consistency: bool,
+    axis: int | None,
+    device: str,
+    progress: bool,
+    assume_geometry: bool,
+) -> Path:
+    """``mrisr upscale IN OUT --through-plane``: one scan, its slice direction restored."""
+    from mrisr.errors import ConfigError
+    from mrisr.infer.through_plane import ThroughPlaneOptions, upscale_through_plane
+
+    if len(inputs) != 1:
+        raise ConfigError(f"--through-plane takes one input scan, not {len(inputs)}")
+    opts = ThroughPlaneOptions(
+        thickness_mm=thickness,
+        profile=profile,
+        steps=steps,
+        consistency=consistency,
+        axis=axis,
+        device=device,
+        progress=progress,
+    )
+    return upscale_through_plane(
+        inputs[0], out, opts, checkpoint=checkpoint, overwrite=overwrite, argv=argv,
+        assume_geometry=assume_geometry,
+    )  # fmt: skip

@@ -15,6 +15,8 @@ ImageOrientationPatient, or a single slice without SpacingBetweenSlices/SliceThi
 refused, naming the tag, unless ``assume_geometry=True``: then 1 mm, an identity (axial, LPS)
 orientation with origin 0 and a 1 mm step are used where missing and listed in
 ``meta["assumed_geometry"]`` (``meta["geometry"]`` is :data:`MISSING_GEOMETRY` then).
+``meta["slice_spacing"]`` is measured from the positions; the header's SpacingBetweenSlices is
+``meta["spacing_between_slices"]``, noted in ``meta["notes"]`` if it differs by over 1 %.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from mrisr.errors import InputError
+from mrisr.io.dicom_geometry import LPS_TO_RAS as LPS_TO_RAS  # re-exported
+from mrisr.io.dicom_geometry import dicom_affine, spacing_note
 from mrisr.io.formats import ASSUME_HINT, check_declared_size, quiet
 from mrisr.io.volume import Volume
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 MISSING_GEOMETRY = "missing: identity orientation assumed"
 _IDENTITY_IOP = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
 _UNDEFINED = 0xFFFFFFFF
@@ -60,11 +63,13 @@ def _floats(value: Any, n: int) -> np.ndarray | None:
 
 
 def _num(ds: Any, keyword: str) -> float | None:
+    """A finite number from a single-valued tag, else None (absent, malformed, NaN or inf)."""
     value = getattr(ds, keyword, None) if ds is not None else None
     try:
-        return None if value is None or value == "" else float(value)
+        v = None if value is None or value == "" else float(value)
     except (TypeError, ValueError):
         return None
+    return v if v is not None and np.isfinite(v) else None
 
 
 def _make_slice(index: int, number: int, pos: Any, ori: Any, meas: Any, scale: Any) -> _Slice:
@@ -228,18 +233,6 @@ def _sort_and_measure(
     return slices, iop, step, float(steps.mean())
 
 
-def _affine(
-    iop: np.ndarray, spacing: tuple[float, float], step: np.ndarray, origin: np.ndarray
-) -> np.ndarray:
-    """4×4 voxel (column, row, slice) → RAS+ mm affine from DICOM LPS geometry (all in mm)."""
-    aff = np.eye(4)
-    aff[:3, 0] = iop[:3] * spacing[1]  # along a row: column spacing
-    aff[:3, 1] = iop[3:] * spacing[0]  # down a column: row spacing
-    aff[:3, 2] = step
-    aff[:3, 3] = origin
-    return LPS_TO_RAS @ aff
-
-
 def _acquisition(ds: Any) -> dict[str, Any]:
     """The acquired in-plane matrix, when the header says it (AcquisitionMatrix, 0018,1310:
     frequency rows \\ frequency columns \\ phase rows \\ phase columns, two of them 0, with
@@ -333,8 +326,9 @@ def _build(
         "series_description": text("SeriesDescription"),
         "modality": text("Modality"),
         "n_files": n_files,
-        "slice_thickness": thickness,
-        "slice_spacing": spacing_k,
+        "slice_thickness": thickness,  # SliceThickness (0018,0050): the slab each slice images
+        "slice_spacing": spacing_k,  # measured between positions (K = 1 or none: the step used)
+        "spacing_between_slices": between,  # the header's (0018,0088), as written
         "manufacturer": text("Manufacturer"),
         "rescale_applied": bool(rescaled),
         "multiframe": int(getattr(ds, "NumberOfFrames", 1) or 1) > 1,
@@ -344,7 +338,9 @@ def _build(
         meta["geometry"] = MISSING_GEOMETRY
     if assumed:
         meta["assumed_geometry"] = assumed
-    affine = _affine(iop, slices[0].spacing or (1.0, 1.0), step, origin)  # 1 mm: assumed above
+    if differs := spacing_note(between, spacing_k if all(have) and len(slices) > 1 else None):
+        meta["notes"] = [differs]
+    affine = dicom_affine(iop, slices[0].spacing or (1.0, 1.0), step, origin)  # 1 mm: assumed above
     return Volume(np.stack(planes, axis=2), affine, meta, orig_dtype=dtype, header=None)
 
 

@@ -194,3 +194,18 @@ for _name, (_mode, _g, _m, _c, _s, _pp, _what) in _SANET_PRESETS.items():
             description=_what,
         )
     )
+
+# --- through-plane SR of thick-slice scans (mrisr; SMORE/ECLARE's principle on the true grid) ---
+register(
+    ModelSpec(
+        name="throughplane-resnet",
+        target="mrisr.models.throughplane:ThroughPlaneNet",
+        scales=(1,),
+        defaults={"n_blocks": 8, "n_feats": 32},
+        paper_params={1: None},
+        param_status="n/a",
+        paper="mrisr (after Zhao et al., SMORE, IEEE TMI 2021; Remedios et al., ECLARE 2023)",
+        description="refines the B-spline interpolation of thick slices along one axis, "
+        "trained per scan on its own in-plane detail",
+    )
+)

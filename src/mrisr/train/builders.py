@@ -35,6 +35,8 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
     d = cfg.data
     if cfg.task == "dsgan":
         return _unpaired(cfg)
+    if cfg.task == "profile":
+        return _through_plane(cfg)
     crop = tuple(d.crop) if d.crop else None
     cache = d.cache_dir
     if d.protocol == "ixi-csn":
@@ -128,3 +130,26 @@ def _unpaired(cfg: RunConfig) -> tuple[Any, None, dict[str, list[str]]]:
     )
     names = {"train": [Path(p).name for p in d.train], "lr_real": [Path(p).name for p in d.lr_real]}
     return ds, None, names
+
+
+def _through_plane(cfg: RunConfig) -> tuple[Any, None, dict[str, list[str]]]:
+    """task: profile: through-plane and in-plane line segments of one thick-slice scan."""
+    from mrisr.data.through_plane_lines import ThroughPlaneLines
+    from mrisr.normalisation import Normalisation
+
+    d, c = cfg.data, cfg.profile
+    assert c is not None
+    if len(d.train) != 1:
+        raise ConfigError(
+            f"data.train: task: profile learns from one thick-slice scan, got {len(d.train)}"
+        )
+    ds = ThroughPlaneLines(
+        Path(d.train[0]),
+        length=c.length,
+        line_crop=c.line_crop,
+        normalisation=Normalisation(**d.normalisation.model_dump()),
+        axis=d.axis,
+        samples_per_epoch=d.samples_per_epoch or 3000,
+        seed=cfg.train.seed,
+    )
+    return ds, None, {"train": [Path(d.train[0]).name]}

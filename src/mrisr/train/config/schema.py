@@ -268,6 +268,27 @@ class DSGANConfig(_Strict):
     d_optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=2e-4, betas=(0.5, 0.999)))
 
 
+class ProfileConfig(_Strict):
+    """Learning a thick-slice scan's 1-D slice profile from the scan alone (``task: profile``;
+    ESPRESO's idea on the DSGAN machinery, docs/realistic-degradation.md). G: a unimodal
+    ``length``-tap profile; D: a 1-D spectral-norm patch discriminator on ``line_crop``-slice
+    segments; G minimises ``mean|D(fake) − 1| + λ_boundaries·boundaries + λ_centre·centre +
+    λ_sparse·sparse``."""
+
+    length: int | None = Field(None, ge=3, description="taps, odd (default 2·ceil(1.5k) + 1)")
+    line_crop: int = Field(16, ge=6, description="segment length in slices (fewer if the scan is)")
+    init_fwhm: float | None = Field(None, gt=0, description="start: Gaussian FWHM in voxels (k/2)")
+    n_feats: int = Field(64, ge=1)
+    d_layers: int = Field(5, ge=2)
+    d_kernel: int = Field(5, ge=1, description="D window in slices")
+    noise_std: float = Field(1 / 255, ge=0, description="N(0, σ²) on D's inputs")
+    lambda_boundaries: float = Field(0.5, ge=0)
+    lambda_centre: float = Field(1.0, ge=0)
+    lambda_sparse: float = Field(0.0, ge=0)
+    lambda_spectrum: float = Field(1.0, ge=0, description="segment power spectra, real vs fake")
+    d_optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=1e-3, betas=(0.5, 0.999)))
+
+
 class ValConfig(_Strict):
     """Validation on whole slices, scored per volume."""
 
@@ -317,6 +338,7 @@ class RunConfig(_Strict):
     val: ValConfig = Field(default_factory=ValConfig)
     gan: GANConfig | None = None
     dsgan: DSGANConfig | None = None
+    profile: ProfileConfig | None = None
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
     @model_validator(mode="after")
@@ -337,6 +359,11 @@ class RunConfig(_Strict):
             raise ValueError(
                 "dsgan: task: dsgan needs a dsgan section (dsgan: {}) and the section is "
                 "only for task: dsgan"
+            )
+        if (self.task == "profile") != (self.profile is not None):
+            raise ValueError(
+                "profile: task: profile needs a profile section (profile: {}) and the section "
+                "is only for task: profile"
             )
         if (self.task == "dsgan") != bool(self.data.lr_real):
             raise ValueError(
@@ -370,6 +397,13 @@ def _check_model(cfg: RunConfig, source: str) -> None:
 
     from mrisr.models.registry import get_spec
 
+    if cfg.task == "profile" or cfg.model.name == "profile":
+        if cfg.task != "profile" or cfg.model.name != "profile" or cfg.model.args:
+            raise ConfigError(
+                f"{source}: model.name: the slice-profile generator is model.name: profile with "
+                "task: profile (set it up in the profile section)"
+            )
+        return
     if cfg.task == "dsgan" or cfg.model.name == "dsgan":
         if cfg.task != "dsgan" or cfg.model.name != "dsgan" or cfg.model.args:
             raise ConfigError(

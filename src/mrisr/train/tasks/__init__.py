@@ -9,12 +9,14 @@ Modules of this package::
     supervised.py  SupervisedSR (task: supervised), MultiContrastSR (task: multicontrast)
     gan.py         GANTask (task: gan): FA-GAN / SRGAN
     dsgan.py       DSGANTask (task: dsgan): learning a scanner's degradation kernel
+    profile.py     ProfileTask (task: profile): learning a thick-slice scan's slice profile
 
 :data:`TASKS` is an explicit table of ``name → "module:Class"``: its names are known from the
 first access (``"gan" in TASKS``, ``list(TASKS)``, :func:`task_names`, which the recipe schema
 validates ``task:`` against) and importing this package imports neither torch nor any task
 module; ``TASKS[name]`` imports the task's module on first use. The task modules import only
-downwards (``base`` ← ``supervised`` ← ``gan``; ``base`` ← ``dsgan``), never this registry.
+downwards (``base`` ← ``supervised`` ← ``gan``; ``base`` ← ``dsgan``, ``profile``), never this
+registry.
 A new task: a :class:`~mrisr.train.tasks.base.Task` subclass with ``name`` set, in a module
 here, plus one line in :data:`_TABLE`.
 """
@@ -34,6 +36,7 @@ _TABLE: dict[str, str] = {
     "multicontrast": "mrisr.train.tasks.supervised:MultiContrastSR",
     "gan": "mrisr.train.tasks.gan:GANTask",
     "dsgan": "mrisr.train.tasks.dsgan:DSGANTask",
+    "profile": "mrisr.train.tasks.profile:ProfileTask",
 }
 
 

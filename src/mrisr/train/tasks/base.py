@@ -188,3 +188,15 @@ class Task:
             training=training,
             overwrite=True,
         )
+
+
+def gan_optimizers(task: Task, d_optim: Any, steps_per_epoch: int, total_steps: int) -> None:
+    """A generator / discriminator pair's optimisers (``optim`` and ``d_optim``) and their
+    LambdaLR schedules, into ``task.optimizers`` / ``task.schedulers``."""
+    cfg = task.cfg
+    assert cfg is not None
+    factor = lr_factor(cfg, steps_per_epoch, total_steps)
+    for k, o in (("generator", cfg.optim), ("discriminator", d_optim)):
+        opt = make_optimizer(task.nets[k].parameters(), o)
+        task.optimizers[k] = opt
+        task.schedulers[k] = torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mrisr.train.tasks.base import Task, lr_factor, make_optimizer
+from mrisr.train.tasks.base import Task, gan_optimizers
 
 if TYPE_CHECKING:
     from lightning.fabric import Fabric
@@ -92,13 +92,8 @@ class DSGANTask(Task):
         self.steps_done = 0
 
     def configure_optimizers(self, steps_per_epoch: int, total_steps: int) -> None:
-        cfg = self.cfg
-        assert cfg is not None and cfg.dsgan is not None
-        factor = lr_factor(cfg, steps_per_epoch, total_steps)
-        for k, o in (("generator", cfg.optim), ("discriminator", cfg.dsgan.d_optim)):
-            opt = make_optimizer(self.nets[k].parameters(), o)
-            self.optimizers[k] = opt
-            self.schedulers[k] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        assert self.cfg is not None and self.cfg.dsgan is not None
+        gan_optimizers(self, self.cfg.dsgan.d_optim, steps_per_epoch, total_steps)
 
     def kernel(self) -> torch.Tensor:
         from mrisr.models.dsgan import equivalent_kernel
