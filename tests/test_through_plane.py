@@ -165,3 +165,21 @@ def test_a_profile_file_from_learn_kernel_drives_the_restoration(tmp_path: Path)
     res = run_cli("upscale", src, out, "--through-plane", "--profile", bad, "--no-progress")
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_voxel_option_resamples_the_slice_axis_over_the_same_field_of_view() -> None:
+    _, lr = _oblique_thick_slice_scan()
+    fine, _ = restore(lr, ThroughPlaneOptions(steps=0, progress=False, axis=2))
+    coarse, rec = restore(lr, ThroughPlaneOptions(steps=0, progress=False, axis=2, voxel_mm=2.0))
+    assert fine.shape[2] == 48 and coarse.shape[2] == 24
+    assert coarse.zooms[2] == pytest.approx(2.0) and coarse.zooms[:2] == pytest.approx(
+        fine.zooms[:2]
+    )
+    centre_fine = fine.affine @ [0, 0, (48 - 1) / 2, 1]
+    centre_coarse = coarse.affine @ [0, 0, (24 - 1) / 2, 1]
+    np.testing.assert_allclose(centre_coarse, centre_fine, atol=1e-6)  # same field of view
+    # a coarse voxel lies halfway between two fine ones: close to their mean on smooth data
+    mid = 0.5 * (fine.data[..., 20] + fine.data[..., 21])
+    assert np.abs(coarse.data[..., 10] - mid).mean() < 0.05 * np.abs(mid).mean()
+    with pytest.raises(ConfigError, match="--voxel"):
+        restore(lr, ThroughPlaneOptions(steps=0, progress=False, axis=2, voxel_mm=-1.0))

@@ -293,6 +293,9 @@ def upscale(
         "rect", help="--through-plane: slice profile rect, gaussian, or a profile .npy"
     ),
     steps: int = typer.Option(300, min=0, help="--through-plane: training steps on the scan"),
+    voxel: float | None = typer.Option(
+        None, help="--through-plane: output spacing along the slice axis [default: in-plane]"
+    ),
     consistency: bool = typer.Option(
         False, help="--through-plane: project the output onto the acquired slices (A·x = y)"
     ),
@@ -304,6 +307,7 @@ def upscale(
 
     if through_plane:
         tp = {"thickness": thickness, "profile": profile, "steps": steps, "axis": axis}
+        tp["voxel"] = voxel
         run_through_plane(inputs, out, checkpoint=checkpoint, overwrite=overwrite, argv=sys.argv,
                           device=device, progress=progress, assume_geometry=assume_geometry,
                           consistency=consistency, **tp)  # fmt: skip

@@ -57,6 +57,7 @@ class ThroughPlaneOptions:
     device: str = "auto"
     progress: bool = True
     patience: int = 100  # stop when the smoothed loss has not improved by 1 % in this many steps
+    voxel_mm: float | None = None  # output spacing along the slice axis (default: in-plane)
 
 
 def slice_model_for(volume: Volume, opts: ThroughPlaneOptions) -> tuple[int, SliceModel, dict]:
@@ -169,6 +170,9 @@ def restore(
 
     opts = opts or ThroughPlaneOptions()
     t0 = time.perf_counter()
+    v = opts.voxel_mm
+    if v is not None and not (math.isfinite(v) and v > 0):  # before any work
+        raise ConfigError(f"--voxel must be a positive number of mm, got {v}")
     z, model, facts = slice_model_for(volume, opts)
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
@@ -194,6 +198,8 @@ def restore(
         after = residual(a, out, x, 0)
         hr = np.moveaxis(out * scale, 0, z).astype(np.float32)
     affine = grid_affine(volume.affine, {z: (1.0 / model.k, -pos[0] / model.k)})
+    if opts.voxel_mm is not None:
+        hr, affine = _resample_slice_axis(hr, affine, z, facts["in_plane_mm"], opts.voxel_mm)
     result = volume.replace(np.ascontiguousarray(hr), affine)
     record = {
         "through_plane": {
@@ -214,6 +220,24 @@ def restore(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, record
+
+
+def _resample_slice_axis(
+    hr: np.ndarray, affine: np.ndarray, z: int, d: float, voxel: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cubic B-spline from the in-plane-spacing grid onto ``voxel`` mm along ``z``, centred on
+    the same field of view (``n·d`` mm); the affine follows."""
+    from scipy.interpolate import make_interp_spline
+
+    if not (math.isfinite(voxel) and voxel > 0):
+        raise ConfigError(f"--voxel must be a positive number of mm, got {voxel}")
+    n = hr.shape[z]
+    n2 = max(1, int(round(n * d / voxel)))
+    step = voxel / d
+    at = (n - 1) / 2 + (np.arange(n2) - (n2 - 1) / 2) * step  # in the d grid's indices
+    spl = make_interp_spline(np.arange(n), hr.astype(np.float64), k=min(3, n - 1), axis=z)
+    out = spl(np.clip(at, 0, n - 1)).astype(np.float32)
+    return out, grid_affine(affine, {z: (step, float(at[0]))})
 
 
 def upscale_through_plane(
