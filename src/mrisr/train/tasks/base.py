@@ -200,3 +200,22 @@ def gan_optimizers(task: Task, d_optim: Any, steps_per_epoch: int, total_steps: 
         opt = make_optimizer(task.nets[k].parameters(), o)
         task.optimizers[k] = opt
         task.schedulers[k] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def l1_label_d_step(
+    task: Task, real: torch.Tensor, fake: torch.Tensor, noise_std: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """KernelGAN's discriminator update (real → 1, fake → 0 in L1, optional input noise), then
+    every scheduler steps; ``fake`` must be detached. Returns (D loss, D(real), D(fake))."""
+    f, d, od = task.fabric, task.wrapped["discriminator"], task.optimizers["discriminator"]
+    assert f is not None
+    if noise_std > 0:
+        real = real + noise_std * torch.randn_like(real)
+        fake = fake + noise_std * torch.randn_like(fake)
+    p_real, p_fake = d(real), d(fake)
+    d_loss = 0.5 * ((p_real - 1.0).abs().mean() + p_fake.abs().mean())
+    f.backward(d_loss)
+    od.step()
+    for s in task.schedulers.values():
+        s.step()
+    return d_loss, p_real, p_fake

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mrisr.train.tasks.base import Task, gan_optimizers
+from mrisr.train.tasks.base import Task, gan_optimizers, l1_label_d_step
 
 if TYPE_CHECKING:
     from lightning.fabric import Fabric
@@ -104,7 +104,7 @@ class DSGANTask(Task):
         f, cfg, lam = self.fabric, self.cfg, self.lambdas
         assert f is not None and cfg is not None and cfg.dsgan is not None
         hr, lr = batch["hr"], batch["lr"]
-        g, d = self.wrapped["generator"], self.wrapped["discriminator"]
+        g = self.wrapped["generator"]
         d_raw = self.nets["discriminator"]
         og, od = self.optimizers["generator"], self.optimizers["discriminator"]
         # --- G update
@@ -128,17 +128,7 @@ class DSGANTask(Task):
         og.step()
         # --- D update
         od.zero_grad(set_to_none=True)
-        sd = cfg.dsgan.noise_std
-        real_in, fake_in = lr, fake.detach()
-        if sd > 0:
-            real_in = real_in + sd * torch.randn_like(real_in)
-            fake_in = fake_in + sd * torch.randn_like(fake_in)
-        p_real, p_fake = d(real_in), d(fake_in)
-        d_loss = 0.5 * ((p_real - 1.0).abs().mean() + p_fake.abs().mean())
-        f.backward(d_loss)
-        od.step()
-        for s in self.schedulers.values():
-            s.step()
+        d_loss, p_real, p_fake = l1_label_d_step(self, lr, fake.detach(), cfg.dsgan.noise_std)
         self.steps_done += 1
         mse = float(f.all_reduce(bic.detach(), reduce_op="mean"))  # one decision on all ranks
         lam.update(self.steps_done, mse)

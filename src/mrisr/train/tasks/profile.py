@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mrisr.train.tasks.base import EMA, Task, gan_optimizers
+from mrisr.train.tasks.base import EMA, Task, gan_optimizers, l1_label_d_step
 
 if TYPE_CHECKING:
     from lightning.fabric import Fabric
@@ -81,7 +81,7 @@ class ProfileTask(Task):
         assert f is not None and cfg is not None and cfg.profile is not None
         c = cfg.profile
         real_taps, taps = batch["real_taps"], batch["fake_taps"]
-        g, d = self.wrapped["generator"], self.wrapped["discriminator"]
+        g = self.wrapped["generator"]
         g_raw, d_raw = self.nets["generator"], self.nets["discriminator"]
         og, od = self.optimizers["generator"], self.optimizers["discriminator"]
         # --- G update
@@ -104,16 +104,7 @@ class ProfileTask(Task):
         od.zero_grad(set_to_none=True)
         with torch.no_grad():
             real = (real_taps @ g_raw.profile().to(real_taps.dtype))[:, None, :]  # type: ignore[operator]
-        real_in, fake_in = real, fake.detach()
-        if c.noise_std > 0:
-            real_in = real_in + c.noise_std * torch.randn_like(real_in)
-            fake_in = fake_in + c.noise_std * torch.randn_like(fake_in)
-        p_real, p_fake = d(real_in), d(fake_in)
-        d_loss = 0.5 * ((p_real - 1.0).abs().mean() + p_fake.abs().mean())
-        f.backward(d_loss)
-        od.step()
-        for s in self.schedulers.values():
-            s.step()
+        d_loss, p_real, p_fake = l1_label_d_step(self, real, fake.detach(), c.noise_std)
         for k, ema in self.emas.items():
             ema.update(self.nets[k])
         hd = h.detach()
