@@ -16,7 +16,7 @@ from mrisr.errors import ConfigError  # noqa: E402
 from mrisr.train.config import load_config  # noqa: E402
 from mrisr.train.tasks import TASKS, task_names  # noqa: E402
 
-NAMES = {"supervised", "multicontrast", "gan", "dsgan", "profile"}
+NAMES = {"supervised", "multicontrast", "gan", "dsgan", "profile", "throughplane"}
 
 
 def test_names_known_before_any_lookup() -> None:

@@ -8,7 +8,21 @@ from pathlib import Path
 
 import typer
 
-from mrisr.commands.options import AssumeGeometry, Baseline, Fmt, Method
+from mrisr.commands.options import (
+    AssumeGeometry,
+    Baseline,
+    Combine,
+    Fmt,
+    Method,
+    TPCombine,
+    TPConsistency,
+    TPFromScratch,
+    TPProfile,
+    TPRunDir,
+    TPSteps,
+    TPThickness,
+    TPVoxel,
+)
 
 app = typer.Typer(
     name="mrisr",
@@ -286,19 +300,14 @@ def upscale(
         help="restore the slice direction of a thick-slice scan, learned from the scan's own "
         "in-plane slices (docs/through-plane.md)",
     ),
-    thickness: float | None = typer.Option(
-        None, help="--through-plane: slice thickness in mm [default: DICOM's, else spacing]"
-    ),
-    profile: str = typer.Option(
-        "rect", help="--through-plane: slice profile rect, gaussian, or a profile .npy"
-    ),
-    steps: int = typer.Option(300, min=0, help="--through-plane: training steps on the scan"),
-    voxel: float | None = typer.Option(
-        None, help="--through-plane: output spacing along the slice axis [default: in-plane]"
-    ),
-    consistency: bool = typer.Option(
-        False, help="--through-plane: project the output onto the acquired slices (A·x = y)"
-    ),
+    thickness: TPThickness = None,
+    profile: TPProfile = "rect",
+    steps: TPSteps = 300,
+    voxel: TPVoxel = None,
+    consistency: TPConsistency = False,
+    combine: TPCombine = Combine.mean,
+    from_scratch: TPFromScratch = False,
+    run_dir: TPRunDir = None,
 ) -> None:
     """Super-resolve scans in-plane with a trained model, or their slice direction with
     --through-plane; writes NIfTI + JSON sidecar each. Under torchrun the scans are split
@@ -306,8 +315,9 @@ def upscale(
     from mrisr.commands.upscale import run_through_plane, run_upscale
 
     if through_plane:
-        tp = {"thickness": thickness, "profile": profile, "steps": steps, "axis": axis}
-        tp["voxel"] = voxel
+        tp = {"thickness": thickness, "profile": profile, "steps": steps, "axis": axis,
+              "voxel": voxel, "combine": combine.value, "from_scratch": from_scratch,
+              "run_dir": run_dir, "scale": scale, "weights": weights}  # fmt: skip
         run_through_plane(inputs, out, checkpoint=checkpoint, overwrite=overwrite, argv=sys.argv,
                           device=device, progress=progress, assume_geometry=assume_geometry,
                           consistency=consistency, **tp)  # fmt: skip

@@ -165,8 +165,6 @@ def run_learn_profile(
     """The slice profile of the thick-slice ``scan``: learned (recipe ``profile_dsgan``,
     ``steps`` default the recipe's) or, with ``profile`` and ``thickness`` (FWHM, mm), the
     analytic one on the scan's grid; writes ``out`` (.npy/.json/.png), returns the sidecar."""
-    import torch
-
     from mrisr.commands.entry import check_positive
     from mrisr.data.through_plane_lines import line_geometry
     from mrisr.degrade.profile import (
@@ -174,12 +172,10 @@ def run_learn_profile(
         analytic_profile,
         profile_length,
         profile_summary,
-        read_profile,
         save_profile,
     )
     from mrisr.io import load_volume
-    from mrisr.train.config import load_config
-    from mrisr.train.engine import train
+    from mrisr.train.slice_profile import learn_profile
 
     out = _check_out(out, steps, seed, overwrite)
     if (profile is None) != (thickness is None):
@@ -204,29 +200,16 @@ def run_learn_profile(
                 **profile_summary(h, geo.d, geo.k), "steps": None}  # fmt: skip
         meta["title"] = f"{profile} slice profile, FWHM {thickness:g} mm ({Path(scan).name})"
     else:
-        over = [f"data.train=[{Path(scan).resolve()}]", f"train.seed={seed}",
-                "train.progress=auto"]  # fmt: skip
-        over += [f"train.steps={steps}"] if steps is not None else []
-        over += [f"data.axis={geo.axis}"] + list(overrides or [])
-        cfg = load_config("profile_dsgan", over)
-        tmp = None
-        if run_dir is None:
-            tmp = Path(tempfile.mkdtemp(prefix=".mrisr-profile-", dir=out.parent))
-            run = tmp / "run"
-        else:
-            run = Path(run_dir)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # 1-D nets of a few thousand weights: threads only add waiting
-        try:
-            train(cfg, run_dir=run)
-            h, learned = read_profile(run / "final" / "profile.npy")
-        finally:
-            torch.set_num_threads(threads)
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-        learned.pop("title", None)
-        meta = {**head, "mode": "learned", "seed": seed, "run_dir": None if tmp else str(run),
-                **learned}  # fmt: skip
+        h, learned = learn_profile(
+            scan,
+            steps=steps,
+            seed=seed,
+            axis=geo.axis,
+            run_dir=run_dir,
+            overrides=overrides,
+            scratch=out.parent,
+        )
+        meta = {**head, "mode": "learned", "seed": seed, **learned}
         meta["title"] = (
             f"slice profile learned from {Path(scan).name} (k = {geo.k:.3g}, {meta['steps']} steps)"
         )

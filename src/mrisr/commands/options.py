@@ -4,6 +4,7 @@ standard library only, so that ``mrisr --help`` stays fast."""
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,3 +39,52 @@ class Fmt(str, enum.Enum):
     md = "md"
     csv = "csv"
     json = "json"
+
+
+# ``mrisr upscale --through-plane`` (docs/through-plane.md): one line each in cli.py.
+TPThickness = Annotated[
+    float | None,
+    typer.Option(help="--through-plane: slice thickness in mm [default: DICOM's, else spacing]"),
+]
+TPProfile = Annotated[
+    str,
+    typer.Option(
+        help="--through-plane: slice profile rect, gaussian, learn (from the scan), or a .npy"
+    ),
+]
+TPSteps = Annotated[
+    int,
+    typer.Option(min=0, help="--through-plane: at most this many training steps on the scan"),
+]
+TPVoxel = Annotated[
+    float | None,
+    typer.Option(help="--through-plane: output spacing along the slice axis [default: in-plane]"),
+]
+TPConsistency = Annotated[
+    bool,
+    typer.Option(help="--through-plane: project the output onto the acquired slices (A·x = y)"),
+]
+
+
+class Combine(str, enum.Enum):
+    mean = "mean"
+    fba = "fba"
+
+
+TPCombine = Annotated[
+    Combine,
+    typer.Option(
+        help="--through-plane: combine the two planes' estimates by mean or Fourier burst "
+        "accumulation"
+    ),
+]
+TPFromScratch = Annotated[
+    bool,
+    typer.Option(
+        "--from-scratch", help="--through-plane: train a fresh network, not the shipped prior"
+    ),
+]
+TPRunDir = Annotated[
+    Path | None,
+    typer.Option(help="--through-plane: keep the training run here (the same command resumes it)"),
+]

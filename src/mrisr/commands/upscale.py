@@ -54,12 +54,18 @@ def run_through_plane(
     steps: int,
     consistency: bool,
     axis: int | None,
-    voxel: float | None = None,
     device: str,
     progress: bool,
     assume_geometry: bool,
+    voxel: float | None = None,
+    combine: str = "mean",
+    from_scratch: bool = False,
+    run_dir: Path | None = None,
+    scale: int | None = None,
+    weights: str | None = None,
 ) -> Path:
-    """``mrisr upscale IN OUT --through-plane``: one scan, its slice direction restored."""
+    """``mrisr upscale IN OUT --through-plane``: one scan, its slice direction restored (and,
+    with ``--scale`` / ``--weights``, then its plane)."""
     from mrisr.errors import ConfigError
     from mrisr.infer.through_plane import ThroughPlaneOptions, upscale_through_plane
 
@@ -74,8 +80,11 @@ def run_through_plane(
         axis=axis,
         device=device,
         progress=progress,
+        combine=combine,
+        run_dir=run_dir,
     )
     return upscale_through_plane(
         inputs[0], out, opts, checkpoint=checkpoint, overwrite=overwrite, argv=argv,
-        assume_geometry=assume_geometry,
+        assume_geometry=assume_geometry, from_scratch=from_scratch, in_plane_scale=scale,
+        in_plane_weights=weights,
     )  # fmt: skip

@@ -7,15 +7,28 @@ network's input and the slice itself its target (:mod:`mrisr.degrade.through_pla
 operator and the interpolation, so training and inference degrade alike). Both in-plane axes
 are used, with flips, and patches are drawn where the image has structure (the best of a few
 random windows by gradient energy). Every draw comes from ``SeedSequence([seed, index])``.
+
+:class:`ThroughPlanePairs` is the same stream as a dataset for the training engine
+(``task: throughplane``); :func:`slice_model_for` reads the acquisition (slice axis, ``k``,
+profile) from a scan's header and the user's choices.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mrisr.degrade.through_plane import apply_along, operator, output_grid, spline_to_grid
+from mrisr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mrisr.io.volume import Volume
+
+MIN_K, MAX_K = 1.2, 8.0
 
 
 @dataclass(frozen=True)
@@ -109,3 +122,146 @@ def batch(
     x = np.stack([p[0][:h, :w] for p in pairs])[:, None]
     y = np.stack([p[1][:h, :w] for p in pairs])[:, None]
     return x, y
+
+
+def slice_model_for(
+    volume: Volume,
+    thickness_mm: float | None = None,
+    profile: str | np.ndarray = "rect",
+    axis: int | None = None,
+    force: bool = False,
+) -> tuple[int, SliceModel, dict[str, Any]]:
+    """(slice axis, the acquisition in in-plane voxels, the facts recorded). The thickness is
+    ``thickness_mm``, else the header's SliceThickness, else the spacing; ``k`` below
+    ``MIN_K`` is refused unless ``force``, above ``MAX_K`` always."""
+    from mrisr.io.geometry import choose_plane
+
+    if volume.data.ndim != 3 or min(volume.shape) < 2:
+        raise ConfigError(f"through-plane SR needs a 3-D scan; got shape {volume.shape}")
+    plane = choose_plane(volume.zooms, volume.shape, axis)
+    z = plane.slice_axis
+    d = float(np.mean([volume.zooms[a] for a in plane.in_plane]))
+    spacing = float(volume.zooms[z])
+    k = spacing / d
+    if k > MAX_K:
+        raise ConfigError(
+            f"slice spacing {spacing:.3g} mm is {k:.2f}x the in-plane {d:.3g} mm; through-plane "
+            f"SR goes up to k = {MAX_K:g}"
+        )
+    if k < MIN_K and not force:
+        raise ConfigError(
+            f"the scan is nearly isotropic (k = {k:.2f} < {MIN_K}: {spacing:.3g} mm slices on a "
+            f"{d:.3g} mm plane); nothing to restore through-plane (--force to run anyway)"
+        )
+    thickness, source = thickness_mm, "--thickness"
+    if thickness is None:
+        thickness, source = volume.meta.get("slice_thickness"), "header SliceThickness"
+    if thickness is None:
+        thickness, source = spacing, "assumed = spacing"
+    if not (math.isfinite(float(thickness)) and thickness > 0):
+        raise ConfigError(f"--thickness must be a positive number of mm, got {thickness}")
+    if isinstance(profile, np.ndarray):
+        model, kind = SliceModel(k, profile), "sampled"
+    else:
+        model, kind = SliceModel(k, profile, float(thickness) / d), profile
+    facts = {
+        "slice_axis": z,
+        "in_plane_mm": round(d, 6),
+        "slice_spacing_mm": round(spacing, 6),
+        "slice_thickness_mm": round(float(thickness), 6),
+        "thickness_source": source,
+        "k": round(k, 6),
+        "profile": kind,
+    }
+    return z, model, facts
+
+
+def usable_patch(shape: tuple[int, int], k: float, patch: int) -> int:
+    """The largest square patch (≤ ``patch``) that every orientation of a ``shape`` slice
+    yields after :func:`degrade_rows` (it keeps only the rows its grid covers)."""
+    rows = [min(output_grid(int(np.floor(n / k + 1e-9)), k)[0], n) for n in shape]
+    return int(min(patch, *rows, *shape))
+
+
+class ThroughPlanePairs:
+    """The pair stream as a map-style dataset for the training engine: item ``i`` of epoch
+    ``e`` is ``{"lr": [1, p, p], "hr": [1, p, p]}`` (float32 tensors) drawn from
+    ``SeedSequence([seed, e, i])``; ``slices`` are the scan's in-plane slices, already scaled
+    (the engine's normalisation is not applied: :func:`from_scan` divides by the 99.5th
+    percentile, as inference does)."""
+
+    def __init__(
+        self,
+        slices: np.ndarray,
+        model: SliceModel,
+        patch: int = 48,
+        samples_per_epoch: int = 4096,
+        seed: int = 0,
+        facts: dict[str, Any] | None = None,
+        name: str = "scan",
+    ) -> None:
+        if min(slices.shape[1:]) < 2 * model.k + 2:
+            raise ConfigError(
+                f"'{name}': in-plane slices {slices.shape[1:]} are too small for k = "
+                f"{model.k:.2f}; through-plane training needs at least {2 * model.k + 2:.0f} "
+                "voxels per side"
+            )
+        self.slices, self.model = np.ascontiguousarray(slices, np.float32), model
+        self.patch = usable_patch(self.slices.shape[1:], model.k, patch)
+        self.keep = signal_slices(self.slices)
+        self.samples_per_epoch, self.seed, self.epoch = int(samples_per_epoch), int(seed), 0
+        self.facts, self.name = dict(facts or {}), name
+        self.lr_grid_offset = 0.0
+
+    @classmethod
+    def from_scan(
+        cls,
+        path: str | Path,
+        profile: str = "rect",
+        thickness_mm: float | None = None,
+        axis: int | None = None,
+        **kw: Any,
+    ) -> ThroughPlanePairs:
+        """Pairs of one thick-slice scan file (``profile``: rect, gaussian or a .npy)."""
+        from mrisr.io import load_volume
+
+        prof: str | np.ndarray = profile
+        if profile not in ("rect", "gaussian"):
+            from mrisr.degrade.profile import read_profile
+
+            prof = np.asarray(read_profile(profile)[0], dtype=np.float64)
+        vol = load_volume(path)
+        z, model, facts = slice_model_for(vol, thickness_mm, prof, axis)
+        data = np.moveaxis(vol.data, z, 0).astype(np.float32)
+        x = data / (float(np.percentile(data, 99.5)) or 1.0)
+        return cls(x, model, facts=facts, name=Path(path).name, **kw)
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        import torch
+
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
+        x, y = draw_pair(self.slices, self.model, self.patch, rng, self.keep)
+        p = self.patch
+        return {
+            "lr": torch.from_numpy(np.ascontiguousarray(x[:p, :p])[None]),
+            "hr": torch.from_numpy(np.ascontiguousarray(y[:p, :p])[None]),
+        }
+
+    def card(self) -> dict[str, Any]:
+        return {
+            "scan": self.name,
+            **self.facts,
+            "slice_model": self.model.describe(),
+            "patch": self.patch,
+            "slices_with_signal": int(len(self.keep)),
+            "pairs": "in-plane slices, both axes, flips, best of 4 windows by gradient energy",
+            "seed": self.seed,
+        }

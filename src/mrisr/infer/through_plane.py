@@ -4,15 +4,18 @@
 1. The slice axis is the one whose spacing differs from the other two; ``k`` = slice spacing /
    in-plane spacing (refused below 1.2 unless forced, and above 8). The slice profile is
    ``rect`` or ``gaussian`` with FWHM = the slice thickness (``--thickness``, else the DICOM
-   SliceThickness, else the spacing), or a sampled profile (``.npy``, from ``mrisr learn-kernel
-   --through-plane``).
-2. A :class:`~mrisr.models.throughplane.ThroughPlaneNet` (fresh — its output is the B-spline
-   baseline until trained — or warm-started from ``checkpoint``) is trained for ``steps`` Adam
-   steps on pairs made from the scan's own in-plane slices
-   (:mod:`mrisr.data.through_plane_pairs`), stopping early when the loss stops improving.
+   SliceThickness, else the spacing), a sampled profile (``.npy``, from ``mrisr learn-kernel
+   --through-plane``), or ``learn``: learned from the scan first
+   (:func:`mrisr.train.slice_profile.learn_profile`).
+2. A :class:`~mrisr.models.throughplane.ThroughPlaneNet` — the shipped prior, a given
+   checkpoint, or fresh (whose output is the B-spline baseline) — is trained for up to
+   ``steps`` steps on pairs made from the scan's own in-plane slices
+   (:class:`~mrisr.data.through_plane_pairs.ThroughPlanePairs`) by the training engine
+   (recipe ``throughplane_scan``: GPU and AMP as any run; resumable in ``run_dir``), stopping
+   early when the loss stops improving.
 3. The acquired slices are B-spline interpolated onto the fine grid at their true positions; the
    network refines the slice direction in both orthogonal planes that contain it, and the two
-   are averaged.
+   are combined: averaged, or by Fourier burst accumulation (``combine="fba"``).
 4. Data consistency: the relative residual ``‖A·x − y‖/‖y‖`` of re-acquiring the output is
    recorded; ``consistency=True`` projects the output onto ``{x : A·x = y}`` (exact, 1-D).
 
@@ -23,6 +26,7 @@ slice axis at acquired-slice index ``(i − p₀)/k`` (:func:`mrisr.degrade.thro
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +35,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrisr.data.through_plane_pairs import SliceModel, batch, in_plane_slices, signal_slices
+from mrisr.data.through_plane_pairs import (
+    MAX_K,
+    MIN_K,
+    SliceModel,
+    ThroughPlanePairs,
+    in_plane_slices,
+    slice_model_for,
+)
 from mrisr.degrade.through_plane import operator, output_grid, project, residual, spline_to_grid
 from mrisr.errors import ConfigError
-from mrisr.io.geometry import choose_plane, grid_affine
+from mrisr.io.geometry import grid_affine
 from mrisr.io.volume import Volume
 
-MIN_K, MAX_K = 1.2, 8.0
+__all__ = ["MAX_K", "MIN_K", "ThroughPlaneOptions", "restore", "upscale_through_plane"]
+
+PRIOR = "throughplane-prior"  # the shipped weights a run starts from unless told otherwise
+COMBINE = ("mean", "fba")
 
 
 @dataclass
@@ -45,7 +59,7 @@ class ThroughPlaneOptions:
     """How to restore the slice direction (see the module doc)."""
 
     thickness_mm: float | None = None
-    profile: str | np.ndarray = "rect"
+    profile: str | np.ndarray = "rect"  # rect, gaussian, learn, a .npy path, or the taps
     steps: int = 300
     batch: int = 8
     patch: int = 48
@@ -55,98 +69,97 @@ class ThroughPlaneOptions:
     axis: int | None = None
     force: bool = False
     device: str = "auto"
+    precision: str = "32"  # the engine's trainer.precision: 32, bf16-mixed, 16-mixed
     progress: bool = True
-    patience: int = 100  # stop when the smoothed loss has not improved by 1 % in this many steps
+    patience: int = 100  # stop when the logged loss has not improved by 1 % in this many steps
     voxel_mm: float | None = None  # output spacing along the slice axis (default: in-plane)
+    combine: str = "mean"  # how the two planes' estimates are combined: mean or fba
+    fba_power: float = 4.0
+    run_dir: str | Path | None = None  # keep (and resume) the training run here
 
 
-def slice_model_for(volume: Volume, opts: ThroughPlaneOptions) -> tuple[int, SliceModel, dict]:
-    """(slice axis, the acquisition in in-plane voxels, the facts recorded)."""
-    if volume.data.ndim != 3 or min(volume.shape) < 2:
-        raise ConfigError(f"through-plane SR needs a 3-D scan; got shape {volume.shape}")
-    plane = choose_plane(volume.zooms, volume.shape, opts.axis)
-    z = plane.slice_axis
-    d = float(np.mean([volume.zooms[a] for a in plane.in_plane]))
-    spacing = float(volume.zooms[z])
-    k = spacing / d
-    if k > MAX_K:
-        raise ConfigError(
-            f"slice spacing {spacing:.3g} mm is {k:.2f}x the in-plane {d:.3g} mm; through-plane "
-            f"SR goes up to k = {MAX_K:g}"
-        )
-    if k < MIN_K and not opts.force:
-        raise ConfigError(
-            f"the scan is nearly isotropic (k = {k:.2f} < {MIN_K}: {spacing:.3g} mm slices on a "
-            f"{d:.3g} mm plane); nothing to restore through-plane (--force to run anyway)"
-        )
-    thickness = opts.thickness_mm
-    source = "--thickness"
-    if thickness is None:
-        thickness = volume.meta.get("slice_thickness")
-        source = "header SliceThickness"
-    if thickness is None:
-        thickness, source = spacing, "assumed = spacing"
-    if not (math.isfinite(float(thickness)) and thickness > 0):
-        raise ConfigError(f"--thickness must be a positive number of mm, got {thickness}")
-    profile = opts.profile
-    if isinstance(profile, np.ndarray):
-        model = SliceModel(k, profile)
-        kind = "sampled"
-    else:
-        model = SliceModel(k, profile, float(thickness) / d)
-        kind = profile
-    facts = {
-        "slice_axis": z,
-        "in_plane_mm": round(d, 6),
-        "slice_spacing_mm": round(spacing, 6),
-        "slice_thickness_mm": round(float(thickness), 6),
-        "thickness_source": source,
-        "k": round(k, 6),
-        "profile": kind,
-    }
-    return z, model, facts
+def _accelerator(device: str) -> str:
+    d = device.split(":")[0]
+    if d not in ("auto", "cpu", "cuda", "mps"):
+        raise ConfigError(f"--device must be auto, cpu, cuda[:N] or mps, got '{device}'")
+    return d
 
 
 def fit(
-    net: torch.nn.Module,
     slices: np.ndarray,
     model: SliceModel,
+    facts: dict[str, Any],
     opts: ThroughPlaneOptions,
-    device: torch.device,
-) -> dict[str, Any]:
-    """Train ``net`` on the scan's own pairs; returns the steps run, the final smoothed loss
-    and why it stopped."""
-    from mrisr.progress import slice_progress
+    checkpoint: str | Path | None,
+    name: str,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train on the scan's own pairs through the engine (recipe ``throughplane_scan``), from
+    ``checkpoint`` when given; returns the trained network (eval mode) and the run's record."""
+    from mrisr.checkpoint import load_checkpoint
+    from mrisr.train.config import load_config
+    from mrisr.train.engine import train
+    from mrisr.train.state import list_states
 
-    keep = signal_slices(slices)
-    optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
-    net.train()
-    ema, best, since, step = None, math.inf, 0, 0
-    bar = slice_progress(opts.progress, opts.steps, "training on the scan")
-    stop = "steps"
+    over = [
+        "data.train=demo",  # replaced below: the scan is handed over in memory
+        f"train.steps={opts.steps}",
+        f"data.batch_size={opts.batch}",
+        f"through_plane.patch={opts.patch}",
+        f"optim.lr={opts.lr}",
+        f"train.seed={opts.seed}",
+        f"train.stop_patience={opts.patience}",
+        f"train.progress={'auto' if opts.progress else 'off'}",
+        f"trainer.accelerator={_accelerator(opts.device)}",
+        f"trainer.precision={opts.precision}",
+    ]
+    if checkpoint is not None:
+        over.append(f"model.init_from={checkpoint}")
+    cfg = load_config("throughplane_scan", over)
+    cfg.data.train = [name]
+    ds = ThroughPlanePairs(
+        slices, model, opts.patch, cfg.data.samples_per_epoch or 4096, opts.seed, facts, name
+    )
+    tmp = None
+    if opts.run_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="mrisr-throughplane-")
+        run = Path(tmp.name) / "run"
+    else:
+        run = Path(opts.run_dir)
     try:
-        for step in range(opts.steps):
-            x, y = batch(slices, model, opts.batch, opts.patch, opts.seed, step, keep)
-            xb, yb = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            loss = torch.nn.functional.l1_loss(net(xb), yb)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            v = float(loss.detach())
-            ema = v if ema is None else 0.95 * ema + 0.05 * v
-            if ema < 0.99 * best:
-                best, since = ema, 0
-            else:
-                since += 1
-            bar(1)
-            if since >= opts.patience:
-                stop = f"no 1 % improvement in {opts.patience} steps"
-                break
+        argv = ["mrisr", "upscale", name, "--through-plane"]
+        train(cfg, resume=bool(list_states(run)), run_dir=run, argv=argv,
+              datasets=(ds, None, {"train": [name]}))  # fmt: skip
+        net, ck = load_checkpoint(run / "final")
+        first, last = _logged_loss(run)
     finally:
-        bar(0, done=True)
-    net.eval()
-    steps = step + 1 if opts.steps else 0
-    return {"steps": steps, "loss": None if ema is None else round(ema, 6), "stopped": stop}
+        if tmp is not None:
+            tmp.cleanup()
+    card = ck.training or {}
+    record = {
+        "steps": card.get("steps"),
+        "stopped": card.get("stopped_early") or "steps",
+        "loss_first": first,
+        "loss_last": last,
+        "wall_s": card.get("wall_time_s"),
+        "init_from": (card.get("init_from") or {}).get("path") if checkpoint else None,
+        "run_dir": None if tmp else str(run),
+        "patch": ds.patch,
+        "batch": opts.batch,
+        "lr": opts.lr,
+    }
+    return net, record
+
+
+def _logged_loss(run: Path) -> tuple[float | None, float | None]:
+    """The first and last logged training loss of a run folder (metrics.csv)."""
+    import csv
+
+    path = run / "metrics.csv"
+    values = []
+    if path.is_file():
+        with path.open() as f:
+            values = [float(r["value"]) for r in csv.DictReader(f) if r.get("name") == "loss"]
+    return (values[0], values[-1]) if values else (None, None)
 
 
 @torch.no_grad()
@@ -159,12 +172,28 @@ def _refine(net: torch.nn.Module, images: np.ndarray, device: torch.device, n: i
     return out
 
 
+def fourier_burst(estimates: list[np.ndarray], power: float = 4.0) -> np.ndarray:
+    """Fourier burst accumulation (Delbracio & Sapiro 2015, as ECLARE combines its passes):
+    each 3-D frequency is the estimates' weighted mean with weights ``|F_i|^p / Σ_j |F_j|^p``,
+    so whichever estimate kept more energy at a frequency wins it. ``p = 0`` is the mean."""
+    spectra = [np.fft.rfftn(e.astype(np.float64)) for e in estimates]
+    mags = [np.abs(f) ** power for f in spectra]
+    total = np.sum(mags, axis=0)
+    total[total == 0] = 1.0
+    acc = sum(w * f for w, f in zip(mags, spectra, strict=True)) / total
+    shape = estimates[0].shape
+    return np.fft.irfftn(acc, s=shape, axes=tuple(range(len(shape)))).astype(np.float32)
+
+
 def restore(
     volume: Volume,
     opts: ThroughPlaneOptions | None = None,
-    net: torch.nn.Module | None = None,
+    checkpoint: str | Path | None = None,
+    name: str = "scan",
 ) -> tuple[Volume, dict[str, Any]]:
-    """The restored volume (slice axis at the in-plane spacing) and what was done."""
+    """The restored volume (slice axis at the in-plane spacing, or ``voxel_mm``) and what was
+    done. ``checkpoint``: a throughplane-resnet folder to start from (None: a fresh network)."""
+    from mrisr.checkpoint import load_checkpoint
     from mrisr.infer.upsample import clamp_to_input_range, pick_device
     from mrisr.models.registry import build_model
 
@@ -173,20 +202,40 @@ def restore(
     v = opts.voxel_mm
     if v is not None and not (math.isfinite(v) and v > 0):  # before any work
         raise ConfigError(f"--voxel must be a positive number of mm, got {v}")
-    z, model, facts = slice_model_for(volume, opts)
+    if opts.combine not in COMBINE:
+        raise ConfigError(f"--combine must be one of {', '.join(COMBINE)}, got '{opts.combine}'")
+    if isinstance(opts.profile, str) and opts.profile not in ("rect", "gaussian"):
+        raise ConfigError(
+            f"profile '{opts.profile}': restore() takes rect, gaussian or the taps; read a "
+            ".npy with mrisr.degrade.profile.read_profile (or use upscale_through_plane)"
+        )
+    z, model, facts = slice_model_for(
+        volume, opts.thickness_mm, opts.profile, opts.axis, opts.force
+    )
     device = pick_device(opts.device)
     torch.manual_seed(opts.seed)
-    net = (net or build_model("throughplane-resnet", 1)).to(device)
     data = np.moveaxis(volume.data, z, 0).astype(np.float32)  # [m, A, B]
     scale = float(np.percentile(data, 99.5)) or 1.0
     x = data / scale
-    training = fit(net, in_plane_slices(x, 0), model, opts, device) if opts.steps else {}
+    training: dict[str, Any] = {"steps": 0}
+    if opts.steps:
+        net, training = fit(in_plane_slices(x, 0), model, facts, opts, checkpoint, name)
+    elif checkpoint is not None:
+        net = load_checkpoint(checkpoint)[0]
+    else:
+        net = build_model("throughplane-resnet", 1)
+    net = net.to(device).eval()
+    t_inf = time.perf_counter()
     m = x.shape[0]
     n, pos = output_grid(m, model.k)
     base = spline_to_grid(x, pos, n, 0).astype(np.float32)  # [n, A, B]
-    plane_a = _refine(net, np.moveaxis(base, 2, 0), device)  # images [B, n, A]
-    plane_b = _refine(net, np.moveaxis(base, 1, 0), device)  # images [A, n, B]
-    out = 0.5 * (np.moveaxis(plane_a, 0, 2) + np.moveaxis(plane_b, 0, 1))
+    plane_a = np.moveaxis(_refine(net, np.moveaxis(base, 2, 0), device), 0, 2)  # via [B, n, A]
+    plane_b = np.moveaxis(_refine(net, np.moveaxis(base, 1, 0), device), 0, 1)  # via [A, n, B]
+    if opts.combine == "fba":
+        out = fourier_burst([plane_a, plane_b], opts.fba_power)
+    else:
+        out = 0.5 * (plane_a + plane_b)
+    del plane_a, plane_b, base
     a = operator(n, pos, model.profile, model.fwhm)
     hr = np.moveaxis(out * scale, 0, z).astype(np.float32)
     clamp = clamp_to_input_range(hr, volume)  # before the projection: it must come last
@@ -208,6 +257,7 @@ def restore(
             "output_slices": n,
             "slice_model": model.describe(),
             "training": training,
+            "combine": opts.combine,
             "consistency_residual": before,
             "consistency_projected": opts.consistency,
             **({"consistency_residual_after": after} if after is not None else {}),
@@ -217,6 +267,7 @@ def restore(
         "output_zooms_mm": [round(v, 6) for v in result.zooms],
         "clamp": clamp,
         "device": str(device),
+        "inference_seconds": round(time.perf_counter() - t_inf, 3),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, record
@@ -240,6 +291,20 @@ def _resample_slice_axis(
     return out, grid_affine(affine, {z: (step, float(at[0]))})
 
 
+def resolve_prior(checkpoint: str | Path | None, from_scratch: bool) -> Path | None:
+    """The checkpoint a run starts from: ``checkpoint`` (a folder or shipped name), else the
+    shipped prior (:data:`PRIOR`), or none with ``from_scratch``."""
+    from mrisr.weights import SHIPPED, shipped_path
+
+    if from_scratch:
+        if checkpoint is not None:
+            raise ConfigError("--from-scratch and --checkpoint contradict each other; give one")
+        return None
+    if checkpoint is None:
+        return shipped_path(PRIOR) if PRIOR in SHIPPED else None
+    return shipped_path(str(checkpoint)) if str(checkpoint) in SHIPPED else Path(checkpoint)
+
+
 def upscale_through_plane(
     inp: str | Path,
     out: str | Path,
@@ -248,12 +313,19 @@ def upscale_through_plane(
     overwrite: bool = False,
     argv: list[str] | None = None,
     assume_geometry: bool = False,
+    from_scratch: bool = False,
+    in_plane_scale: int | None = None,
+    in_plane_weights: str | Path | None = None,
 ) -> Path:
     """Files in, files out: ``out`` (NIfTI) and ``out.json`` with the through-plane record,
-    the slice profile, the consistency residual and the checkpoint it started from (if any).
-    The Python twin of ``mrisr upscale IN OUT --through-plane``."""
+    the slice profile, the consistency residual and the checkpoint it started from (the
+    shipped prior unless ``checkpoint`` / ``from_scratch`` say otherwise). With
+    ``in_plane_scale`` the restored volume is then super-resolved in-plane by that factor
+    (``in_plane_weights``: shipped name or folder; default the shipped k-space model). The
+    Python twin of ``mrisr upscale IN OUT --through-plane``."""
     import sys
 
+    from mrisr.checkpoint import load_checkpoint
     from mrisr.io import load_volume
     from mrisr.io.nifti import check_nifti_output
     from mrisr.provenance import sidecar_header, write_volume_with_sidecar
@@ -261,22 +333,48 @@ def upscale_through_plane(
     opts = opts or ThroughPlaneOptions()
     out = Path(out)
     check_nifti_output(out, overwrite)  # before any work
-    if isinstance(opts.profile, str) and opts.profile not in ("rect", "gaussian"):
-        from mrisr.degrade.profile import read_profile
-
-        opts.profile = np.asarray(read_profile(opts.profile)[0], dtype=np.float64)
-    net, ck = None, None
-    if checkpoint is not None:
-        from mrisr.checkpoint import load_checkpoint
-
-        net, ck = load_checkpoint(checkpoint)
+    if not Path(inp).exists():
+        raise ConfigError(f"input '{inp}' does not exist")
+    start = resolve_prior(checkpoint, from_scratch)
+    ck = None
+    if start is not None:
+        ck = load_checkpoint(start)[1]
         if ck.name != "throughplane-resnet":
             raise ConfigError(
                 f"--through-plane needs a throughplane-resnet checkpoint, not '{ck.name}'"
             )
+    in_plane = _in_plane_model(in_plane_scale, in_plane_weights)
+    learned = None
+    if isinstance(opts.profile, str) and opts.profile == "learn":
+        from mrisr.train.slice_profile import learn_profile
+
+        print("learning the slice profile from the scan", file=sys.stderr)
+        taps, learned = learn_profile(
+            inp, seed=opts.seed, axis=opts.axis, scratch=out.parent,
+            progress="auto" if opts.progress else "off",
+        )  # fmt: skip
+        opts.profile = taps
+    elif isinstance(opts.profile, str) and opts.profile not in ("rect", "gaussian"):
+        from mrisr.degrade.profile import read_profile
+
+        opts.profile = np.asarray(read_profile(opts.profile)[0], dtype=np.float64)
     vol = load_volume(inp, assume_geometry=assume_geometry)
     t0 = time.time()
-    result, record = restore(vol, opts, net)
+    result, record = restore(vol, opts, start, Path(inp).name)
+    if learned is not None:
+        keep = ("fwhm_mm", "fwhm_vox", "centre_vox", "steps", "wall_s")
+        record["through_plane"]["learned_profile"] = {k: learned.get(k) for k in keep}
+    if in_plane is not None:
+        from mrisr.infer.upsample import UpscaleOptions, upscale_volume
+
+        net2, ck2, s2 = in_plane
+        z = record["through_plane"]["slice_axis"]
+        o2 = UpscaleOptions(axis=z, axis_source="--through-plane", progress=opts.progress,
+                            device=opts.device)  # fmt: skip
+        result, rec2 = upscale_volume(result, net2, s2, ck2.normalisation, ck2.training, o2)
+        record["in_plane"] = {"model": ck2.name, "checkpoint": str(ck2.path),
+                              "checkpoint_sha256": ck2.sha256, "scale": s2,
+                              "seconds": rec2.get("seconds")}  # fmt: skip
     sidecar = {
         **sidecar_header(argv, {"input": inp}, created=t0),
         "output": str(out),
@@ -292,7 +390,35 @@ def upscale_through_plane(
     print(
         f"wrote {out} {result.shape} zooms {tuple(round(v, 4) for v in result.zooms)} mm: slice "
         f"axis {tp['slice_axis']} restored x{tp['k']:.3g} ({tp['training'].get('steps', 0)} "
-        f"steps, residual {tp['consistency_residual']:.2e}) ({record['seconds']:.1f} s)",
+        f"steps, residual {tp['consistency_residual']:.2e}) ({time.time() - t0:.1f} s)",
         file=sys.stdout,
     )
     return out
+
+
+def _in_plane_model(scale: int | None, weights: str | Path | None) -> Any:
+    """``(net, checkpoint, scale)`` for the in-plane stage, or None without one."""
+    if scale is None and weights is None:
+        return None
+    from mrisr.checkpoint import load_checkpoint
+    from mrisr.weights import DEFAULTS, SHIPPED, shipped_path
+
+    if weights is None:
+        if scale not in DEFAULTS:
+            raise ConfigError(
+                f"--scale {scale} with --through-plane: shipped in-plane weights exist for "
+                f"{', '.join(f'x{s}' for s in DEFAULTS)}; give --weights for others"
+            )
+        weights = DEFAULTS[scale]
+    path = shipped_path(str(weights)) if str(weights) in SHIPPED else Path(weights)
+    net, ck = load_checkpoint(path)
+    from mrisr.models.registry import get_spec
+
+    s = int(ck.scale)
+    if scale is not None and s != scale:
+        raise ConfigError(f"--scale {scale} but the in-plane weights '{weights}' are x{s}")
+    if s < 2 or get_spec(ck.name).needs_guide:
+        raise ConfigError(
+            f"the in-plane stage needs a single-contrast in-plane SR model, not '{ck.name}' x{s}"
+        )
+    return net, ck, s

@@ -37,6 +37,8 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
         return _unpaired(cfg)
     if cfg.task == "profile":
         return _through_plane(cfg)
+    if cfg.task == "throughplane":
+        return _through_plane_pairs(cfg)
     crop = tuple(d.crop) if d.crop else None
     cache = d.cache_dir
     if d.protocol == "ixi-csn":
@@ -150,6 +152,28 @@ def _through_plane(cfg: RunConfig) -> tuple[Any, None, dict[str, list[str]]]:
         normalisation=Normalisation(**d.normalisation.model_dump()),
         axis=d.axis,
         samples_per_epoch=d.samples_per_epoch or 3000,
+        seed=cfg.train.seed,
+    )
+    return ds, None, {"train": [Path(d.train[0]).name]}
+
+
+def _through_plane_pairs(cfg: RunConfig) -> tuple[Any, None, dict[str, list[str]]]:
+    """task: throughplane: training pairs from the in-plane slices of one thick-slice scan."""
+    from mrisr.data.through_plane_pairs import ThroughPlanePairs
+
+    d, c = cfg.data, cfg.through_plane
+    assert c is not None
+    if len(d.train) != 1:
+        raise ConfigError(
+            f"data.train: task: throughplane learns from one thick-slice scan, got {len(d.train)}"
+        )
+    ds = ThroughPlanePairs.from_scan(
+        d.train[0],
+        profile=c.profile,
+        thickness_mm=c.thickness_mm,
+        axis=d.axis,
+        patch=c.patch,
+        samples_per_epoch=d.samples_per_epoch or 4096,
         seed=cfg.train.seed,
     )
     return ds, None, {"train": [Path(d.train[0]).name]}

@@ -47,7 +47,7 @@ import torch
 from mrisr.errors import ConfigError, InputError, OutputError
 from mrisr.train.builders import build_datasets, make_fabric
 from mrisr.train.config import RunConfig, config_differences, dump_config, load_config
-from mrisr.train.monitor import Monitor, hardware
+from mrisr.train.monitor import Monitor, Plateau, hardware
 from mrisr.train.state import (
     GlobalBatchSampler,
     capture_rng,
@@ -195,6 +195,9 @@ class _Loop:
         self.last_val: dict[str, Any] = {}
         self.baselines: dict[str, Any] = {}
         self.wall0, self.t0 = 0.0, time.monotonic()
+        t = cfg.train
+        self.plateau = Plateau(t.stop_patience) if t.stop_patience else None
+        self.stopped: str | None = None  # why the run ended before train.steps, if it did
 
     def wall(self) -> float:
         return self.wall0 + time.monotonic() - self.t0
@@ -227,6 +230,7 @@ class _Loop:
             "hardware": hardware(),
             "val": {"last": self.last_val, "best": self.best, "baselines": self.baselines},
             "init_from": getattr(self.task, "warm_start", None),
+            "stopped_early": self.stopped,
             "config": _shareable(cfg),
         }
 
@@ -265,6 +269,7 @@ class _Loop:
                 "last_val": self.last_val,
                 "wall_s": self.wall(),
                 "world_size": self.fabric.world_size,
+                "plateau": self.plateau.state_dict() if self.plateau else None,
             }
             save_state(self.run_dir, step, payload, self.cfg.train.keep_states)
         self.fabric.barrier()
@@ -278,6 +283,8 @@ class _Loop:
         )
         self.best, self.last_val = state["best"], state["last_val"]
         self.wall0 = float(state["wall_s"])
+        if self.plateau and state.get("plateau"):
+            self.plateau.load_state_dict(state["plateau"])
         return int(state["step"])
 
     def loader(self, epoch: int, start_batch: int) -> Any:
@@ -309,7 +316,7 @@ class _Loop:
             persistent_workers=False,
         )
 
-    def run(self, resume_path: Path | None, stop_at: int | None) -> None:
+    def run(self, resume_path: Path | None, stop_at: int | None, datasets: Any = None) -> None:
         cfg, f = self.cfg, self.fabric
         G = cfg.data.batch_size
         if G % f.world_size:
@@ -318,7 +325,7 @@ class _Loop:
                 f"{f.world_size} processes"
             )
         with f.rank_zero_first(local=True):  # rank 0 fills the volume cache, the others read it
-            self.train_ds, val_ds, self.names = build_datasets(cfg)
+            self.train_ds, val_ds, self.names = datasets or build_datasets(cfg)
         if len(self.train_ds) < G:
             raise ConfigError(
                 f"data.batch_size: {G} is more than the {len(self.train_ds)} "
@@ -380,6 +387,9 @@ class _Loop:
                     values |= self.task.learning_rates()
                     self.monitor.log(step, epoch, self.wall(), values)
                     acc, counts = {}, {}
+                    if self.plateau and self.plateau.update(step, values.get("loss")):
+                        self.stopped = f"loss flat for {self.plateau.patience} steps"
+                        total = end = step
                 if t.val_every and step % t.val_every == 0:
                     self.validate(step, epoch)
                     validated = step
@@ -415,6 +425,7 @@ def train(
     run_dir: str | Path | None = None,
     stop_at: int | None = None,
     argv: Sequence[str] | None = None,
+    datasets: tuple[Any, Any, dict[str, list[str]]] | None = None,
 ) -> Path:
     """Train ``cfg``; return the run folder.
 
@@ -425,7 +436,9 @@ def train(
     step without any final state or export — as if the job were killed (for tests and
     time-limited jobs that save with ``train.ckpt_every``). ``argv`` is the command that started
     the run, without ``--run-dir`` / ``--resume`` (default ``mrisr train NAME``): messages name
-    the command to run next with it.
+    the command to run next with it. ``datasets`` (training set, validation set or None,
+    scan names) replaces the ones the recipe's ``data`` section would build (an in-memory
+    scan: ``mrisr upscale --through-plane``).
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.train.out_dir) / cfg.name
     argv = list(argv) if argv else ["mrisr", "train", cfg.name]
@@ -433,5 +446,5 @@ def train(
         fabric = make_fabric(cfg)
         fabric.launch()
         resume_path = _check_folder(cfg, run_dir, resume, argv)
-        _Loop(cfg, run_dir, fabric, argv).run(resume_path, stop_at)
+        _Loop(cfg, run_dir, fabric, argv).run(resume_path, stop_at, datasets)
     return run_dir

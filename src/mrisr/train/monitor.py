@@ -238,3 +238,25 @@ def hardware() -> dict[str, Any]:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["gpu_count"] = torch.cuda.device_count()
     return info
+
+
+class Plateau:
+    """``train.stop_patience``: stop when the logged loss (all ranks' mean, so every rank
+    decides alike) has not fallen below 0.99 × its best for ``patience`` steps."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best, self.best_step = patience, float("inf"), 0
+
+    def update(self, step: int, loss: float | None) -> bool:
+        """Record the loss logged at ``step``; True when the run should stop."""
+        if loss is None:
+            return False
+        if loss < 0.99 * self.best:
+            self.best, self.best_step = loss, step
+        return step - self.best_step >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_step = float(state["best"]), int(state["best_step"])

@@ -18,7 +18,8 @@ to the scan files inside it (sorted; :func:`mrisr.io.formats.expand_folder`, as 
 does); a folder without any is kept as one scan (a DICOM series). ``train.out_dir`` is relative
 to the working directory.
 
-Modules: ``schema`` (RunConfig and its sections, :func:`validate`), ``recipes`` (packaged
+Modules: ``schema`` (RunConfig, :func:`validate`), ``sections`` (OptimConfig and the task
+sections), ``recipes`` (packaged
 recipes, ``base:`` merging, overrides, :func:`load_config`), ``paths`` (one resolver for every
 path key), ``errors`` (pydantic errors as one line).
 """
@@ -40,11 +41,8 @@ from mrisr.train.config.recipes import (
 )
 from mrisr.train.config.schema import (
     DataConfig,
-    DSGANConfig,
-    GANConfig,
     ModelConfig,
     NormalisationConfig,
-    OptimConfig,
     RunConfig,
     SchedConfig,
     SplitConfig,
@@ -52,6 +50,13 @@ from mrisr.train.config.schema import (
     TrainerConfig,
     ValConfig,
     validate,
+)
+from mrisr.train.config.sections import (
+    DSGANConfig,
+    GANConfig,
+    OptimConfig,
+    ProfileConfig,
+    ThroughPlaneConfig,
 )
 
 #: Suffixes of the scan files a data folder is expanded to (from :mod:`mrisr.io.formats`).
@@ -67,9 +72,11 @@ __all__ = [
     "ModelConfig",
     "NormalisationConfig",
     "OptimConfig",
+    "ProfileConfig",
     "RunConfig",
     "SchedConfig",
     "SplitConfig",
+    "ThroughPlaneConfig",
     "TrainConfig",
     "TrainerConfig",
     "ValConfig",

@@ -8,9 +8,9 @@ recipe file's folder; the result must pass the key's test, or a
 The keys: ``data.train`` / ``val`` / ``guide`` / ``val_guide`` / ``lr_real`` (lists of scans;
 ``demo`` is the packaged demo scan; a folder expands to the scans inside it by
 :func:`mrisr.io.formats.expand_folder`, or is one DICOM series), ``model.init_from`` (a
-checkpoint folder or a shipped weights name), ``gan.vgg_weights``, the ``kernel`` of
-``data.degradation`` steps, and ``data.cache_dir`` (never checked; relative to the recipe
-unless overridden, then left as given).
+checkpoint folder or a shipped weights name), ``gan.vgg_weights``, ``through_plane.profile``
+(a .npy), the ``kernel`` of ``data.degradation`` steps, and ``data.cache_dir`` (never
+checked; relative to the recipe unless overridden, then left as given).
 """
 
 from __future__ import annotations
@@ -96,6 +96,18 @@ def resolve_paths(raw: dict[str, Any], base: Path, from_cli: set[str]) -> None:
                 test=Path.is_file,
                 hint="; give the ImageNet VGG19 weights file (vgg19-dcbb9e9d.pth, see "
                 "docs/gan.md) or gan.content=l2",
+            )
+        )
+    tp = raw.get("through_plane")
+    if (entry := _entry(tp, "profile")) and entry not in ("rect", "gaussian"):
+        tp["profile"] = str(
+            resolve_path(
+                entry,
+                "through_plane.profile",
+                base,
+                from_cli,
+                test=Path.is_file,
+                hint="; give rect, gaussian or a profile from mrisr learn-kernel --through-plane",
             )
         )
     if not isinstance(data, dict):

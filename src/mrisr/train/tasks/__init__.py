@@ -10,13 +10,14 @@ Modules of this package::
     gan.py         GANTask (task: gan): FA-GAN / SRGAN
     dsgan.py       DSGANTask (task: dsgan): learning a scanner's degradation kernel
     profile.py     ProfileTask (task: profile): learning a thick-slice scan's slice profile
+    throughplane.py ThroughPlaneTask (task: throughplane): per-scan through-plane SR
 
 :data:`TASKS` is an explicit table of ``name → "module:Class"``: its names are known from the
 first access (``"gan" in TASKS``, ``list(TASKS)``, :func:`task_names`, which the recipe schema
 validates ``task:`` against) and importing this package imports neither torch nor any task
 module; ``TASKS[name]`` imports the task's module on first use. The task modules import only
-downwards (``base`` ← ``supervised`` ← ``gan``; ``base`` ← ``dsgan``, ``profile``), never this
-registry.
+downwards (``base`` ← ``supervised`` ← ``gan``, ``throughplane``; ``base`` ← ``dsgan``,
+``profile``), never this registry.
 A new task: a :class:`~mrisr.train.tasks.base.Task` subclass with ``name`` set, in a module
 here, plus one line in :data:`_TABLE`.
 """
@@ -37,6 +38,7 @@ _TABLE: dict[str, str] = {
     "gan": "mrisr.train.tasks.gan:GANTask",
     "dsgan": "mrisr.train.tasks.dsgan:DSGANTask",
     "profile": "mrisr.train.tasks.profile:ProfileTask",
+    "throughplane": "mrisr.train.tasks.throughplane:ThroughPlaneTask",
 }
 
 
