@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 
 from mrisr.commands.options import (
+    Adapt,
+    AdaptSteps,
     AssumeGeometry,
     Baseline,
     Combine,
@@ -308,6 +310,8 @@ def upscale(
     combine: TPCombine = Combine.mean,
     from_scratch: TPFromScratch = False,
     run_dir: TPRunDir = None,
+    adapt: Adapt = False,
+    adapt_steps: AdaptSteps = 200,
 ) -> None:
     """Super-resolve scans in-plane with a trained model, or their slice direction with
     --through-plane; writes NIfTI + JSON sidecar each. Under torchrun the scans are split
@@ -322,28 +326,12 @@ def upscale(
                           device=device, progress=progress, assume_geometry=assume_geometry,
                           consistency=consistency, **tp)  # fmt: skip
         return
-    run_upscale(
-        inputs,
-        out,
-        checkpoint=checkpoint,
-        weights=weights,
-        model=model,
-        scale=scale,
-        guide=guide,
-        overwrite=overwrite,
-        argv=sys.argv,
-        axis=axis,
-        force_plane=force_plane,
-        clamp=clamp,
-        tile=tile,
-        max_memory_mb=max_memory,
-        batch=batch,
-        ensemble=ensemble,
-        device=device,
-        compile=compile_model,
-        progress=progress,
-        assume_geometry=assume_geometry,
-    )
+    run_upscale(inputs, out, checkpoint=checkpoint, weights=weights, model=model, scale=scale,
+                guide=guide, overwrite=overwrite, argv=sys.argv, axis=axis, force_plane=force_plane,
+                clamp=clamp, tile=tile, max_memory_mb=max_memory, batch=batch, ensemble=ensemble,
+                device=device, compile=compile_model, progress=progress,
+                assume_geometry=assume_geometry, consistency=consistency,
+                adapt_steps=adapt_steps if adapt else None)  # fmt: skip
 
 
 @app.command(context_settings={"allow_extra_args": False})

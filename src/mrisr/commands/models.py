@@ -66,6 +66,7 @@ def run_models(fmt: str) -> list[dict]:
             )
     print()
     _print_shipped(shipped)
+    _print_priors()
     return rows
 
 
@@ -175,3 +176,21 @@ def _print_shipped(rows: list[dict] | None = None) -> None:
 
 def _count(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
+
+
+def _print_priors() -> None:
+    """The through-plane priors (``mrisr upscale --through-plane`` starts from them) with the
+    held-out gain their card records (``training.test``: PSNR over the best classical
+    interpolation, mean over the held-out cases)."""
+    from mrisr.weights import HERE, PRIORS
+
+    print()
+    print("| through-plane prior | model | protocols | held-out gain over B-spline/sinc |")
+    print("| --- | --- | --- | --- |")
+    for w in PRIORS.values():
+        cfg_path = HERE / w.name / "config.json"
+        gain = "not installed"
+        if cfg_path.is_file():
+            test = json.loads(cfg_path.read_text()).get("training", {}).get("test") or {}
+            gain = test.get("summary", "no test record")
+        print(f"| {w.name} | {w.model} | {w.summary.split(': ', 1)[-1]} | {gain} |")

@@ -62,7 +62,10 @@ TPVoxel = Annotated[
 ]
 TPConsistency = Annotated[
     bool,
-    typer.Option(help="--through-plane: project the output onto the acquired slices (A·x = y)"),
+    typer.Option(
+        help="project the output onto the acquired data: in-plane, its central k-space (models "
+        "trained on kspace-truncate); --through-plane, the acquired slices (A·x = y)"
+    ),
 ]
 
 
@@ -87,4 +90,14 @@ TPFromScratch = Annotated[
 TPRunDir = Annotated[
     Path | None,
     typer.Option(help="--through-plane: keep the training run here (the same command resumes it)"),
+]
+
+
+# ``mrisr upscale --adapt`` (per-scan adaptation of an in-plane model, mrisr.infer.adapt)
+Adapt = Annotated[
+    bool,
+    typer.Option(help="fine-tune the model on the scan's own re-degraded pairs (LLR -> LR) first"),
+]
+AdaptSteps = Annotated[
+    int, typer.Option(min=1, help="--adapt: at most this many fine-tuning steps")
 ]

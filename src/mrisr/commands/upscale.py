@@ -22,9 +22,11 @@ def run_upscale(
     overwrite: bool,
     argv: list[str] | None,
     assume_geometry: bool = False,
+    consistency: bool = False,
     **options: Any,
 ) -> list[Path]:
-    """``options``: :class:`mrisr.infer.upsample.UpscaleOptions` fields."""
+    """``options``: :class:`mrisr.infer.upsample.UpscaleOptions` fields; ``consistency``:
+    project every output onto the input's central k-space (kspace-truncate models only)."""
     from mrisr.infer.run import upscale
 
     return upscale(
@@ -38,6 +40,7 @@ def run_upscale(
         argv=argv,
         guide=guide,
         assume_geometry=assume_geometry,
+        consistency=consistency,
         **options,
     )
 

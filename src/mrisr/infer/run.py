@@ -124,9 +124,13 @@ def upscale(
     argv: list[str] | None = None,
     guide: str | Path | None = None,
     assume_geometry: bool = False,
+    adapt_steps: int | None = None,
     **options: Any,
 ) -> list[Path]:
     """Super-resolve scans with a checkpoint; the Python twin of ``mrisr upscale``.
+
+    ``adapt_steps``: fine-tune the checkpoint on each scan's own re-degraded pairs first
+    (:func:`mrisr.infer.adapt.adapt`, at most that many steps; the sidecar's ``adapt``).
 
     ``assume_geometry``: read inputs whose header lacks spacing / orientation / position
     (what was assumed goes into each sidecar as ``input_assumed_geometry``).
@@ -135,9 +139,9 @@ def upscale(
     or the default weights for ``scale`` (×2 when None; k-space-truncation models) are used.
 
     ``options`` are :class:`mrisr.infer.upsample.UpscaleOptions` fields (axis, tile, batch,
-    ensemble, device, compile, max_memory_mb, progress, ...). ``guide``: the high-resolution
-    scan of the guide contrast, for multi-contrast checkpoints (one input scan). Returns the
-    written paths.
+    ensemble, device, compile, max_memory_mb, progress, consistency, ...). ``guide``: the
+    high-resolution scan of the guide contrast, for multi-contrast checkpoints (one input
+    scan). Returns the written paths.
 
     Several scans (a folder, a list): every output name is checked before any work; then each
     scan is read, checked and super-resolved on its own. A scan that fails (corrupt, empty,
@@ -176,6 +180,18 @@ def upscale(
     if scale is not None and scale != ckpt.scale:
         raise ConfigError(f"--scale {scale}: this checkpoint is trained for x{ckpt.scale}")
     check_guide(net, guide is not None, ckpt.name)
+    if opts.consistency:  # a model not trained on kspace-truncate: refused before any work
+        from mrisr.degrade.kspace_consistency import check_consistency
+
+        check_consistency(ckpt.training, ckpt.scale)
+    if adapt_steps is not None:  # before any work
+        from mrisr.infer.adapt import AdaptOptions
+
+        adapt_opts = AdaptOptions(steps=adapt_steps, device=opts.device, progress=opts.progress)
+        if guide is not None:
+            raise ConfigError("--adapt works with single-contrast models (not with --guide)")
+        if not (ckpt.training or {}).get("degradation"):
+            raise ConfigError(f"--adapt: checkpoint '{ckpt.path}' records no degradation")
     scans = expand_inputs([Path(p) for p in inputs])
     guide_vol = None
     if guide is not None:
@@ -205,9 +221,15 @@ def upscale(
                 "natively sampled scans may score below zero-fill here",
                 file=sys.stderr,
             )
+        scan_net, adapted = net, None
+        if adapt_steps is not None:
+            from mrisr.infer.adapt import adapt
+
+            print(f"adapting {ckpt.name} to {src.name}", file=sys.stderr)
+            scan_net, adapted = adapt(vol, ckpt, plane.slice_axis, adapt_opts, src.name)
         result, record = upscale_volume(
             vol,
-            net,
+            scan_net,
             ckpt.scale,
             normalisation=ckpt.normalisation,
             training=ckpt.training,
@@ -224,6 +246,7 @@ def upscale(
             "world_size": world,
             **record,
             "input_acquired_resolution": sidecar_record(acq),
+            **({"adapt": adapted} if adapted is not None else {}),
         }
         if vol.meta.get("assumed_geometry"):
             sidecar["input_assumed_geometry"] = list(vol.meta["assumed_geometry"])

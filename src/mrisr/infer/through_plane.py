@@ -26,7 +26,6 @@ slice axis at acquired-slice index ``(i − p₀)/k`` (:func:`mrisr.degrade.thro
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,13 +77,6 @@ class ThroughPlaneOptions:
     run_dir: str | Path | None = None  # keep (and resume) the training run here
 
 
-def _accelerator(device: str) -> str:
-    d = device.split(":")[0]
-    if d not in ("auto", "cpu", "cuda", "mps"):
-        raise ConfigError(f"--device must be auto, cpu, cuda[:N] or mps, got '{device}'")
-    return d
-
-
 def fit(
     slices: np.ndarray,
     model: SliceModel,
@@ -93,15 +85,14 @@ def fit(
     checkpoint: str | Path | None,
     name: str,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train on the scan's own pairs through the engine (recipe ``throughplane_scan``), from
-    ``checkpoint`` when given; returns the trained network (eval mode) and the run's record."""
-    from mrisr.checkpoint import load_checkpoint
+    """Train on the scan's own pairs (recipe ``throughplane_scan``, through
+    :func:`mrisr.train.per_scan.fit_in_memory`), from ``checkpoint`` when given; returns the
+    trained network (eval mode) and the run's record."""
     from mrisr.train.config import load_config
-    from mrisr.train.engine import train
-    from mrisr.train.state import list_states
+    from mrisr.train.per_scan import accelerator, fit_in_memory
 
     over = [
-        "data.train=demo",  # replaced below: the scan is handed over in memory
+        "data.train=demo",  # replaced: the scan is handed over in memory
         f"train.steps={opts.steps}",
         f"data.batch_size={opts.batch}",
         f"through_plane.patch={opts.patch}",
@@ -109,66 +100,30 @@ def fit(
         f"train.seed={opts.seed}",
         f"train.stop_patience={opts.patience}",
         f"train.progress={'auto' if opts.progress else 'off'}",
-        f"trainer.accelerator={_accelerator(opts.device)}",
+        f"trainer.accelerator={accelerator(opts.device)}",
         f"trainer.precision={opts.precision}",
     ]
     if checkpoint is not None:
         over.append(f"model.init_from={checkpoint}")
     cfg = load_config("throughplane_scan", over)
-    cfg.data.train = [name]
     ds = ThroughPlanePairs(
         slices, model, opts.patch, cfg.data.samples_per_epoch or 4096, opts.seed, facts, name
     )
-    tmp = None
-    if opts.run_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="mrisr-throughplane-")
-        run = Path(tmp.name) / "run"
-    else:
-        run = Path(opts.run_dir)
-    try:
-        argv = ["mrisr", "upscale", name, "--through-plane"]
-        train(cfg, resume=bool(list_states(run)), run_dir=run, argv=argv,
-              datasets=(ds, None, {"train": [name]}))  # fmt: skip
-        net, ck = load_checkpoint(run / "final")
-        first, last = _logged_loss(run)
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    card = ck.training or {}
-    record = {
-        "steps": card.get("steps"),
-        "stopped": card.get("stopped_early") or "steps",
-        "loss_first": first,
-        "loss_last": last,
-        "wall_s": card.get("wall_time_s"),
-        "init_from": (card.get("init_from") or {}).get("path") if checkpoint else None,
-        "run_dir": None if tmp else str(run),
-        "patch": ds.patch,
-        "batch": opts.batch,
-        "lr": opts.lr,
-    }
-    return net, record
-
-
-def _logged_loss(run: Path) -> tuple[float | None, float | None]:
-    """The first and last logged training loss of a run folder (metrics.csv)."""
-    import csv
-
-    path = run / "metrics.csv"
-    values = []
-    if path.is_file():
-        with path.open() as f:
-            values = [float(r["value"]) for r in csv.DictReader(f) if r.get("name") == "loss"]
-    return (values[0], values[-1]) if values else (None, None)
+    argv = ["mrisr", "upscale", name, "--through-plane"]
+    net, _, record = fit_in_memory(cfg, ds, name, opts.run_dir, argv)
+    return net, {**record, "patch": ds.patch, "batch": opts.batch, "lr": opts.lr}
 
 
 @torch.no_grad()
-def _refine(net: torch.nn.Module, images: np.ndarray, device: torch.device, n: int = 4):
+def _refine(
+    net: torch.nn.Module, images: np.ndarray, device: torch.device, bar: Any, n: int = 4
+) -> np.ndarray:
     """``images [N, H, W]`` → the network's output, ``n`` at a time (float32)."""
     out = np.empty_like(images, dtype=np.float32)
     for i in range(0, images.shape[0], n):
         xb = torch.from_numpy(np.ascontiguousarray(images[i : i + n], np.float32)[:, None])
         out[i : i + n] = net(xb.to(device))[:, 0].float().cpu().numpy()
+        bar(len(xb))
     return out
 
 
@@ -229,8 +184,14 @@ def restore(
     m = x.shape[0]
     n, pos = output_grid(m, model.k)
     base = spline_to_grid(x, pos, n, 0).astype(np.float32)  # [n, A, B]
-    plane_a = np.moveaxis(_refine(net, np.moveaxis(base, 2, 0), device), 0, 2)  # via [B, n, A]
-    plane_b = np.moveaxis(_refine(net, np.moveaxis(base, 1, 0), device), 0, 1)  # via [A, n, B]
+    from mrisr.progress import slice_progress
+
+    bar = slice_progress(opts.progress, base.shape[1] + base.shape[2], "restoring both planes")
+    try:
+        plane_a = np.moveaxis(_refine(net, np.moveaxis(base, 2, 0), device, bar), 0, 2)
+        plane_b = np.moveaxis(_refine(net, np.moveaxis(base, 1, 0), device, bar), 0, 1)
+    finally:
+        bar(0, done=True)
     if opts.combine == "fba":
         out = fourier_burst([plane_a, plane_b], opts.fba_power)
     else:
@@ -294,15 +255,15 @@ def _resample_slice_axis(
 def resolve_prior(checkpoint: str | Path | None, from_scratch: bool) -> Path | None:
     """The checkpoint a run starts from: ``checkpoint`` (a folder or shipped name), else the
     shipped prior (:data:`PRIOR`), or none with ``from_scratch``."""
-    from mrisr.weights import SHIPPED, shipped_path
+    from mrisr.weights import HERE, resolve_checkpoint
 
     if from_scratch:
         if checkpoint is not None:
             raise ConfigError("--from-scratch and --checkpoint contradict each other; give one")
         return None
-    if checkpoint is None:
-        return shipped_path(PRIOR) if PRIOR in SHIPPED else None
-    return shipped_path(str(checkpoint)) if str(checkpoint) in SHIPPED else Path(checkpoint)
+    if checkpoint is None:  # the shipped prior, when this installation has it
+        return resolve_checkpoint(PRIOR) if (HERE / PRIOR / "config.json").is_file() else None
+    return resolve_checkpoint(checkpoint)
 
 
 def upscale_through_plane(

@@ -16,6 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from mrisr.degrade.kspace_consistency import (
+    check_consistency,
+    truncation_params,
+    volume_consistency,
+)
 from mrisr.errors import ConfigError
 from mrisr.infer.ensemble import SelfEnsemble
 from mrisr.infer.tiling import tiled_forward
@@ -43,6 +48,7 @@ class UpscaleOptions:
     compile: bool = False
     max_memory_mb: float | None = None  # bound for the activations of one forward
     progress: bool = True
+    consistency: bool = False  # project onto the acquired k-space (kspace-truncate models)
 
     def __post_init__(self) -> None:
         """Refuse values that make no sense before any work (one line, naming the option)."""
@@ -189,13 +195,18 @@ def upscale_volume(
         scale: the model's scale.
         normalisation: the checkpoint's :class:`mrisr.normalisation.Normalisation`
             (``fit`` once on the whole volume, ``apply``, ``invert``), or None.
-        training: the checkpoint's training card (grid convention of its training pairs).
+        training: the checkpoint's training card (grid convention of its training pairs;
+            its degradation: for kspace-truncate models the record gets the k-space residual
+            of the output against the input, and ``options.consistency`` projects onto it,
+            :mod:`mrisr.degrade.kspace_consistency`; other models refuse ``consistency``).
     Returns:
         The HR volume (float32, same orientation, in-plane zooms / scale, field of view kept)
         and a record of what was done.
     """
     opt = options or UpscaleOptions()
     t0 = time.perf_counter()
+    # k-space truncation models: the residual against the input's k-space (and the projection)
+    kspace = (check_consistency if opt.consistency else truncation_params)(training, scale)
     device = pick_device(opt.device)
     plane = choose_plane(volume.zooms, volume.shape, opt.axis)
     check_plane(plane, opt.force_plane)
@@ -283,6 +294,11 @@ def upscale_volume(
         hr = np.asarray(hr, dtype=np.float64) / gain
         stats = {key: v / gain for key, v in stats.items()}  # type: ignore[union-attr]
     clamp_record = clamp_to_input_range(hr, volume) if opt.clamp else {"applied": False}
+    kspace_record = None
+    if isinstance(kspace, dict):  # after the clamp: the projection comes last
+        hr, kspace_record = volume_consistency(
+            hr, volume.data, k, in_plane, scale, kspace["keep_mean"], opt.consistency
+        )
     hr = finite_float32(hr, "the super-resolved volume")
     result = volume.replace(np.ascontiguousarray(hr, dtype=np.float32), affine)
     record = {
@@ -306,6 +322,7 @@ def upscale_volume(
         "normalisation_stats": stats,
         **({"working_gain": gain} if gain != 1.0 else {}),
         **({"guide_alignment": alignment} if alignment is not None else {}),
+        **({"kspace_consistency": kspace_record} if kspace_record is not None else {}),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, record

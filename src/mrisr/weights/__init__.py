@@ -63,14 +63,32 @@ SHIPPED: dict[str, Shipped] = {
     )
 }
 
+#: Through-plane priors (``throughplane-resnet``, scale 1): the network ``mrisr upscale
+#: --through-plane`` starts from (:data:`mrisr.infer.through_plane.PRIOR`). Kept apart from
+#: :data:`SHIPPED`, whose entries are in-plane SR models with a held-out in-plane test.
+PRIORS: dict[str, Shipped] = {
+    s.name: s
+    for s in (
+        Shipped(
+            "throughplane-prior",
+            "throughplane-resnet",
+            1,
+            "thick-slice",
+            "scripts/train_through_plane_prior.py",
+            "through-plane prior: thick slices at k 2-6, rect and Gaussian profiles, gaps",
+        ),
+    )
+}
+
 #: scale → the weights ``mrisr upscale`` uses when no checkpoint is given.
 DEFAULTS: dict[int, str] = {2: "edsr-kspace-x2", 4: "edsr-kspace-x4"}
 
 
 def shipped_path(name: str) -> Path:
     """The checkpoint folder of shipped weights ``name``; a clear error if unknown or absent."""
-    if name not in SHIPPED:
-        raise ConfigError(f"no shipped weights '{name}'; choose one of: {', '.join(SHIPPED)}")
+    if name not in SHIPPED and name not in PRIORS:
+        names = ", ".join([*SHIPPED, *PRIORS])
+        raise ConfigError(f"no shipped weights '{name}'; choose one of: {names}")
     p = HERE / name
     if not (p / "config.json").is_file():
         raise ConfigError(
@@ -90,7 +108,7 @@ def resolve_checkpoint(spec: str | os.PathLike[str]) -> Path:
     p = Path(spec)
     if p.exists():
         return p
-    if str(spec) in SHIPPED:
+    if str(spec) in SHIPPED or str(spec) in PRIORS:
         return shipped_path(str(spec))
     raise InputError(
         f"checkpoint '{spec}' is neither a checkpoint folder nor the name of shipped weights "
