@@ -96,3 +96,27 @@ def test_through_plane_and_in_plane_in_one_command(thick: Path, tmp_path: Path) 
                   "--scale", "3", "--no-progress")  # fmt: skip
     assert res.returncode == 2 and "--weights" in res.stderr
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_a_network_that_would_do_harm_is_not_used(tmp_path: Path) -> None:
+    """The self-check on the scan's own in-plane pairs: a network whose output is noise
+    scores below the B-spline there, so the B-spline comes back (and the sidecar says so)."""
+    import torch
+
+    from mrisr.checkpoint import save_checkpoint
+    from mrisr.infer.through_plane import ThroughPlaneOptions, restore
+    from mrisr.models.registry import build_model
+
+    torch.manual_seed(0)
+    net = build_model("throughplane-resnet", 1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    save_checkpoint(net, "throughplane-resnet", {"scale": 1}, tmp_path / "bad")
+    lr = _oblique_thick_slice_scan()[1]
+    opts = ThroughPlaneOptions(steps=0, progress=False, axis=2)
+    out, rec = restore(lr, opts, tmp_path / "bad")
+    base, _ = restore(lr, opts, None)
+    check = rec["through_plane"]["self_check"]
+    assert check["used"] == "bspline" and check["l1_network"] > check["l1_bspline"]
+    np.testing.assert_array_equal(out.data, base.data)

@@ -15,7 +15,9 @@
    early when the loss stops improving.
 3. The acquired slices are B-spline interpolated onto the fine grid at their true positions; the
    network refines the slice direction in both orthogonal planes that contain it, and the two
-   are combined: averaged, or by Fourier burst accumulation (``combine="fba"``).
+   are combined: averaged, or by Fourier burst accumulation (``combine="fba"``). A self-check
+   first scores the network against the B-spline on 32 unseen pairs of the scan's own
+   in-plane slices; if it does worse, the B-spline is returned (with a warning).
 4. Data consistency: the relative residual ``‖A·x − y‖/‖y‖`` of re-acquiring the output is
    recorded; ``consistency=True`` projects the output onto ``{x : A·x = y}`` (exact, 1-D).
 
@@ -26,6 +28,7 @@ slice axis at acquired-slice index ``(i − p₀)/k`` (:func:`mrisr.degrade.thro
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +118,24 @@ def fit(
 
 
 @torch.no_grad()
+def self_check(
+    net: torch.nn.Module, slices: np.ndarray, model: SliceModel, opts: ThroughPlaneOptions,
+    device: torch.device,
+) -> dict[str, Any]:  # fmt: skip
+    """The guard against a network that would do harm: on 32 pairs of the scan's own
+    in-plane slices that training did not draw (another seed), the mean |error| of the
+    network and of the B-spline input it refines; the network is used only if it is lower."""
+    from mrisr.data.through_plane_pairs import batch, signal_slices
+
+    x, y = batch(slices, model, 32, opts.patch, opts.seed + 7919, 0, signal_slices(slices))
+    net.eval()
+    pred = _refine(net, x[:, 0], device, lambda _n: None)
+    e_net, e_spline = float(np.abs(pred - y[:, 0]).mean()), float(np.abs(x - y).mean())
+    return {"pairs": 32, "l1_network": round(e_net, 6), "l1_bspline": round(e_spline, 6),
+            "used": "network" if e_net < e_spline else "bspline"}  # fmt: skip
+
+
+@torch.no_grad()
 def _refine(
     net: torch.nn.Module, images: np.ndarray, device: torch.device, bar: Any, n: int = 4
 ) -> np.ndarray:
@@ -181,22 +202,20 @@ def restore(
         net = build_model("throughplane-resnet", 1)
     net = net.to(device).eval()
     t_inf = time.perf_counter()
+    check = self_check(net, in_plane_slices(x, 0), model, opts, device)
     m = x.shape[0]
     n, pos = output_grid(m, model.k)
     base = spline_to_grid(x, pos, n, 0).astype(np.float32)  # [n, A, B]
-    from mrisr.progress import slice_progress
-
-    bar = slice_progress(opts.progress, base.shape[1] + base.shape[2], "restoring both planes")
-    try:
-        plane_a = np.moveaxis(_refine(net, np.moveaxis(base, 2, 0), device, bar), 0, 2)
-        plane_b = np.moveaxis(_refine(net, np.moveaxis(base, 1, 0), device, bar), 0, 1)
-    finally:
-        bar(0, done=True)
-    if opts.combine == "fba":
-        out = fourier_burst([plane_a, plane_b], opts.fba_power)
+    if check["used"] == "bspline":
+        print(
+            "warning: the network scores below cubic B-spline on the scan's own in-plane "
+            f"pairs (mean |error| {check['l1_network']:.4g} vs {check['l1_bspline']:.4g}); "
+            "returning the B-spline interpolation (train on the scan: --steps)",
+            file=sys.stderr,
+        )
+        out = base
     else:
-        out = 0.5 * (plane_a + plane_b)
-    del plane_a, plane_b, base
+        out = _both_planes(net, base, opts, device)
     a = operator(n, pos, model.profile, model.fwhm)
     hr = np.moveaxis(out * scale, 0, z).astype(np.float32)
     clamp = clamp_to_input_range(hr, volume)  # before the projection: it must come last
@@ -219,6 +238,7 @@ def restore(
             "slice_model": model.describe(),
             "training": training,
             "combine": opts.combine,
+            "self_check": check,
             "consistency_residual": before,
             "consistency_projected": opts.consistency,
             **({"consistency_residual_after": after} if after is not None else {}),
@@ -232,6 +252,24 @@ def restore(
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return result, record
+
+
+def _both_planes(
+    net: torch.nn.Module, base: np.ndarray, opts: ThroughPlaneOptions, device: torch.device
+) -> np.ndarray:
+    """The network along the slice axis (dim 0 of ``base``) in both orthogonal planes that
+    contain it, combined by mean or Fourier burst accumulation."""
+    from mrisr.progress import slice_progress
+
+    bar = slice_progress(opts.progress, base.shape[1] + base.shape[2], "restoring both planes")
+    try:
+        plane_a = np.moveaxis(_refine(net, np.moveaxis(base, 2, 0), device, bar), 0, 2)
+        plane_b = np.moveaxis(_refine(net, np.moveaxis(base, 1, 0), device, bar), 0, 1)
+    finally:
+        bar(0, done=True)
+    if opts.combine == "fba":
+        return fourier_burst([plane_a, plane_b], opts.fba_power)
+    return 0.5 * (plane_a + plane_b)
 
 
 def _resample_slice_axis(
@@ -284,8 +322,6 @@ def upscale_through_plane(
     ``in_plane_scale`` the restored volume is then super-resolved in-plane by that factor
     (``in_plane_weights``: shipped name or folder; default the shipped k-space model). The
     Python twin of ``mrisr upscale IN OUT --through-plane``."""
-    import sys
-
     from mrisr.checkpoint import load_checkpoint
     from mrisr.io import load_volume
     from mrisr.io.nifti import check_nifti_output
