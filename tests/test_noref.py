@@ -269,17 +269,18 @@ def test_cli_no_reference_json_and_plot(tmp_path, test_data, model) -> None:
     assert rep["mode"] == "no-reference" and set(rep["results"]) == {str(t2), str(flair)}
     direct = noref.niqe_volume(load_volume(t2).data, 2, model)
     got = rep["results"][str(t2)]
-    assert got["volume"]["niqe"] == pytest.approx(direct["volume"]["niqe"], rel=1e-12)
+    # mrisr's MR NIQE is reported as niqe_mr (niqe is the standard one: test_standard_iqa)
+    assert got["volume"]["niqe_mr"] == pytest.approx(direct["volume"]["niqe"], rel=1e-12)
     assert got["volume"]["slice_axis"] == 2 and len(got["slices"]) == 6
-    assert [s["niqe"] for s in got["slices"]] == pytest.approx(
+    assert [s["niqe_mr"] for s in got["slices"]] == pytest.approx(
         [s["niqe"] for s in direct["slices"]]
     )
     # one scan: the single-result layout; markdown and csv through the same renderers
     md = run_cli("eval", "--no-reference", t2, "--slices")
-    assert md.returncode == 0 and "| NIQE |" in md.stdout and "Slices of" in md.stdout
+    assert md.returncode == 0 and "| NIQE-MR |" in md.stdout and "Slices of" in md.stdout
     csv_ = run_cli("eval", "--no-reference", t2, "--format", "csv")
     rows = csv_.stdout.strip().splitlines()
-    assert rows[0].startswith("image,slice,niqe") and len(rows) == 1 + 1 + 6
+    assert rows[0].startswith("image,slice,brisque,niqe,niqe_mr") and len(rows) == 1 + 1 + 6
 
 
 @pytest.mark.parametrize(

@@ -146,8 +146,8 @@ def evaluate(
     no_reference: bool = typer.Option(
         False,
         "--no-reference",
-        help="score IMG ... without a reference: NIQE per slice and per volume, MSCN "
-        "(BRISQUE) feature summary",
+        help="score IMG ... without a reference, per slice and per volume: standard BRISQUE "
+        "and NIQE (published natural-image models), NIQE-MR (mrisr's MR model), MSCN summary",
     ),
     mscn_plot: Path | None = typer.Option(
         None, "--mscn-plot", help="--no-reference: also write MSCN histograms here (PNG)"
@@ -157,7 +157,7 @@ def evaluate(
     """PSNR / SSIM / NMSE of SR results (or interpolation baselines) against a reference, per
     slice and per volume; with two results, paired t-test and Wilcoxon between them; with
     --fid, the FID of each result's slices against the reference's. With --no-reference IMG
-    ..., no-reference quality (NIQE, MSCN statistics) of each scan instead."""
+    ..., no-reference quality of each scan instead (standard BRISQUE / NIQE, NIQE-MR, MSCN)."""
     from mrisr.errors import ConfigError
 
     if no_reference:

@@ -201,14 +201,19 @@ def run_eval_noref(
     conflicting: list[str] | None = None,
     assume_geometry: bool = False,
 ) -> dict:
-    """``mrisr eval --no-reference IMG ...``: NIQE per slice and per volume and a BRISQUE
-    feature summary of each scan, no reference needed; ``mscn_plot`` also writes the MSCN /
-    paired-product histograms of every scan (the report and the figure appear together).
-    ``conflicting``: reference-mode options the user gave (refused)."""
+    """``mrisr eval --no-reference IMG ...``: per slice and per scan, the standard BRISQUE and
+    NIQE (``brisque``, ``niqe``: the published natural-image models) and mrisr's MR-fitted
+    NIQE (``niqe_mr``) with a BRISQUE feature summary, no reference needed
+    (:func:`mrisr.metrics.noref.volume.noref_volume`; the report's ``metrics`` says which is
+    which); ``mscn_plot`` also writes the MSCN / paired-product histograms of every scan (the
+    report and the figure appear together). ``conflicting``: reference-mode options the user
+    gave (refused)."""
     from mrisr.io import load_volume
     from mrisr.io.atomic import atomic_outputs, check_writable
     from mrisr.io.geometry import resolve_axis
-    from mrisr.metrics.noref import load_niqe_model, mscn_histograms, niqe_volume, to_byte_scale
+    from mrisr.metrics.noref import load_niqe_model, mscn_histograms, to_byte_scale
+    from mrisr.metrics.noref.standard import load_brisque_model, load_niqe_params
+    from mrisr.metrics.noref.volume import NOREF_METRICS, noref_volume
     from mrisr.report.tables import render
 
     if conflicting:
@@ -224,6 +229,8 @@ def run_eval_noref(
         if output is not None and Path(output).resolve() == Path(mscn_plot).resolve():
             raise ConfigError("--mscn-plot and --output are the same file; give two names")
     model = load_niqe_model()  # a missing or corrupt model fails before any work
+    load_brisque_model()  # so do the standard ones
+    load_niqe_params()
     results: dict[str, dict] = {}
     hists: dict[str, dict] = {}
     for p in images:
@@ -231,7 +238,7 @@ def run_eval_noref(
         if vol.data.ndim != 3:
             raise ConfigError(f"'{p}' is not a 3-D scan (shape {vol.data.shape})")
         k = resolve_axis(axis, vol.zooms, vol.shape)
-        r = niqe_volume(vol.data, k, model)
+        r = noref_volume(vol.data, k, model)
         r["volume"]["slice_axis"] = k
         if vol.meta.get("assumed_geometry"):
             r["assumed_geometry"] = list(vol.meta["assumed_geometry"])
@@ -239,13 +246,16 @@ def run_eval_noref(
         if mscn_plot is not None:
             v = np.moveaxis(vol.data, k, 0)
             win = r["volume"]["window"]
-            scored = (to_byte_scale(v[s["index"]], win) for s in r["slices"])
+            scored = (
+                to_byte_scale(v[s["index"]], win) for s in r["slices"] if s["niqe_mr"] is not None
+            )
             label = Path(p).name if Path(p).name not in hists else str(p)
             hists[label] = mscn_histograms(scored, None, model.foreground)
     report: dict[str, Any] = {
         "mrisr_version": __version__,
         "mode": "no-reference",
-        "niqe_model": {
+        "metrics": NOREF_METRICS,
+        "niqe_mr_model": {
             "patch_size": model.patch_size,
             "n_patches": model.meta.get("n_patches"),
             "scans": [s.get("path") for s in model.meta.get("scans", [])],

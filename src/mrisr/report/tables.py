@@ -116,49 +116,56 @@ def render(report: dict[str, Any], fmt: str, per_slice: bool = False) -> str:
 
 
 def _render_noref(report: dict[str, Any], fmt: str, per_slice: bool) -> str:
-    """``mrisr eval --no-reference``: NIQE and MSCN GGD shape / variance per scan and slice."""
+    """``mrisr eval --no-reference``: standard BRISQUE / NIQE, mrisr's MR NIQE and MSCN GGD
+    shape / variance per scan and slice."""
     results: dict[str, dict] = report["results"]
+    keys = ["brisque", "niqe", "niqe_mr", "mscn_shape", "mscn_var", "n_patches"]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["image", "slice", "niqe", "mscn_shape", "mscn_var", "n_patches"])
+        w.writerow(["image", "slice", *keys])
         for name, r in results.items():
-            v = r["volume"]
-            row = [name, "volume", v["niqe"], v["mscn_shape"], v["mscn_var"], v["n_patches"]]
-            w.writerow([_c(c) for c in row])
+            w.writerow([_c(c) for c in [name, "volume", *(r["volume"].get(k) for k in keys)]])
             for s in r["slices"]:
-                row = [name, s["index"], s["niqe"], s["mscn_shape"], s["mscn_var"], s["n_patches"]]
-                w.writerow([_c(c) for c in row])
+                w.writerow([_c(c) for c in [name, s["index"], *(s.get(k) for k in keys)]])
         return buf.getvalue()
-    m = report.get("niqe_model", {})
+    m = report.get("niqe_mr_model", {})
     lines = [
-        f"No-reference quality · NIQE (lower is better) against the pristine MR model "
-        f"({m.get('n_patches', '-')} patches of {m.get('patch_size', '-')} px) · MSCN GGD "
-        "shape / variance: means over the scored slices",
+        "No-reference quality (lower is better). BRISQUE and NIQE: the standard scores "
+        "(MATLAB brisque() / niqe() with the published natural-image models), means over the "
+        "slices with signal. NIQE-MR: mrisr's NIQE against its pristine MR model "
+        f"({m.get('n_patches', '-')} patches of {m.get('patch_size', '-')} px), pooled over "
+        "the scored slices. MSCN GGD shape / variance: means over the NIQE-MR slices.",
         "",
-        "| image | NIQE | mean slice NIQE | MSCN shape | MSCN variance | slices | patches "
-        "| skipped | slice axis |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| image | BRISQUE | NIQE | NIQE-MR | mean slice NIQE-MR | MSCN shape | MSCN variance "
+        "| slices | patches | skipped | slice axis |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    notes = []
     for name, r in results.items():
         v = r["volume"]
         lines.append(
-            f"| {name} | {_f(v['niqe'], 3)} | {_f(v['niqe_mean_slices'], 3)} | "
+            f"| {name} | {_f(v.get('brisque'), 2)} | {_f(v.get('niqe'), 3)} | "
+            f"{_f(v['niqe_mr'], 3)} | {_f(v['niqe_mr_mean_slices'], 3)} | "
             f"{_f(v['mscn_shape'], 3)} | {_f(v['mscn_var'])} | {v['n_slices']} | "
             f"{v['n_patches']} | {v['n_skipped']} | {v.get('slice_axis', '-')} |"
         )
+        notes += [f"{name}: {n}" for n in v.get("standard_notes", [])]
+    if notes:
+        lines += ["", *(f"Note: {n}" for n in notes)]
     if per_slice:
         for name, r in results.items():
             lines += [
                 "",
                 f"Slices of {name}:",
                 "",
-                "| slice | NIQE | MSCN shape | MSCN variance | patches |",
-                "| ---: | ---: | ---: | ---: | ---: |",
+                "| slice | BRISQUE | NIQE | NIQE-MR | MSCN shape | MSCN variance | patches |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             ]
             lines += [
-                f"| {s['index']} | {_f(s['niqe'], 3)} | {_f(s['mscn_shape'], 3)} | "
-                f"{_f(s['mscn_var'])} | {s['n_patches']} |"
+                f"| {s['index']} | {_f(s.get('brisque'), 2)} | {_f(s.get('niqe'), 3)} | "
+                f"{_f(s['niqe_mr'], 3)} | {_f(s['mscn_shape'], 3)} | {_f(s['mscn_var'])} | "
+                f"{s['n_patches']} |"
                 for s in r["slices"]
             ]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,12 @@ loads neither torch nor matplotlib); every public name is re-exported here:
   use because :mod:`mrisr.degrade` loads torch);
 - :mod:`~mrisr.metrics.noref.niqe_model`: NIQE patch features, the pristine model
   (``niqe_mr_pristine.json``: fit, load) and the NIQE of a slice;
-- :mod:`~mrisr.metrics.noref.volume`: :func:`niqe_volume`, per slice and per volume;
+- :mod:`~mrisr.metrics.noref.volume`: :func:`niqe_volume`, per slice and per volume, and
+  ``noref_volume`` (what ``mrisr eval --no-reference`` reports: ``niqe_mr`` next to the
+  standard scores);
+- :mod:`~mrisr.metrics.noref.standard` (not re-exported: its ``niqe`` is another score):
+  the *standard* BRISQUE and NIQE, MATLAB's definitions with the published natural-image
+  models (``models/``, see its ``NOTICE.md``), for numbers comparable with papers;
 - :mod:`~mrisr.metrics.noref.histograms`: :func:`mscn_histograms` (the data of the paper's
   Fig. 5; the figure is :func:`mrisr.report.figures.mscn_histogram_plot`).
 

@@ -12,9 +12,11 @@ BRISQUE features (:func:`brisque_features`, 36 numbers)
     orientations the AGGD shape, mean, left variance and right variance of the paired
     products (16). Scale 2 is the image halved by MATLAB's ``imresize(I, 0.5)`` (bicubic with
     antialiasing: a blur, then every second sample;
-    :func:`mrisr.degrade.resample.imresize_matrix`), as BRISQUE and NIQE do. The BRISQUE
-    *score* is an SVR trained on human opinion scores, which mrisr does not have for MR (the
-    paper's 900 DMOS-labelled images are not public); mrisr reports the features and NIQE.
+    :func:`mrisr.degrade.resample.imresize_matrix`), as BRISQUE and NIQE do. These features
+    are mrisr's MR variant (foreground only, replicated borders). The BRISQUE *score* is an
+    SVR trained on human opinion scores of photographs (none exist for MR): the standard
+    score with the published LIVE model, on MATLAB's definition of the features, is
+    :func:`mrisr.metrics.noref.standard.brisque`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""NIQE and BRISQUE features of a 3-D volume, per slice and pooled over the volume."""
+"""NIQE and BRISQUE features of a 3-D volume, per slice and pooled over the volume, and the
+no-reference report of one scan (:func:`noref_volume`: mrisr's MR NIQE next to the standard
+BRISQUE and NIQE of :mod:`mrisr.metrics.noref.standard`)."""
 
 from __future__ import annotations
 
@@ -78,3 +80,71 @@ def niqe_volume(
         "brisque_mean": {n: float(x) for n, x in zip(FEATURE_NAMES, bm, strict=True)},
     }
     return {"volume": volume, "slices": slices, "skipped": skipped}
+
+
+#: What each score of :func:`noref_volume` is (the legend of ``mrisr eval --no-reference``).
+NOREF_METRICS = {
+    "brisque": "standard BRISQUE (MATLAB brisque() definition, LIVE epsilon-SVR; Mittal, "
+    "Moorthy & Bovik 2012): mean over the slices with signal; lower is better",
+    "niqe": "standard NIQE (MATLAB niqe() default: natural-image pristine model, 96x96 "
+    "blocks; Mittal, Soundararajan & Bovik 2013): mean over the slices with signal; lower is "
+    "better",
+    "niqe_mr": "mrisr's NIQE against its pristine MR model (32 px patches of foreground), "
+    "all scored slices' patches pooled; lower is better",
+}
+
+
+def noref_volume(data: Any, axis: int = -1, model: NiqeModel | None = None) -> dict[str, Any]:
+    """The no-reference scores of one scan: :func:`niqe_volume` with its NIQE renamed
+    ``niqe_mr`` (``niqe_mr_mean_slices``), next to the standard ``brisque`` and ``niqe``
+    (:func:`~mrisr.metrics.noref.standard.standard_volume`; their grey-level window is
+    ``standard_window``, ``n_brisque`` / ``n_niqe`` slices scored, ``standard_notes``).
+
+    ``slices`` holds every slice either scores (``None`` where one does not); ``skipped``
+    the slices neither scores. Keys are described in :data:`NOREF_METRICS`.
+    """
+    from mrisr.metrics.noref.standard import standard_volume
+
+    r = niqe_volume(data, axis, model)
+    try:
+        std = standard_volume(data, axis)
+    except InputError as exc:  # e.g. not a magnitude image: the MR scores still stand
+        std = {
+            "volume": {
+                "brisque": None,
+                "niqe": None,
+                "n_brisque": 0,
+                "n_niqe": 0,
+                "window": None,
+                "notes": [str(exc)],
+            },
+            "slices": [],
+            "skipped": [],
+        }
+    mr, sv = r["volume"], std["volume"]
+    volume = {
+        "brisque": sv["brisque"],
+        "niqe": sv["niqe"],
+        "niqe_mr": mr.pop("niqe"),
+        "niqe_mr_mean_slices": mr.pop("niqe_mean_slices"),
+        **mr,
+        "n_brisque": sv["n_brisque"],
+        "n_niqe": sv["n_niqe"],
+        "standard_window": sv["window"],
+        "standard_notes": sv["notes"],
+    }
+    rows: dict[int, dict[str, Any]] = {}
+    empty = {"niqe_mr": None, "n_patches": 0, "mscn_shape": None, "mscn_var": None}
+    for s in r["slices"]:
+        rows[s["index"]] = {
+            "index": s["index"],
+            "brisque": None,
+            "niqe": None,
+            "niqe_mr": s.pop("niqe"),
+            **s,
+        }
+    for s in std["slices"]:
+        rows.setdefault(s["index"], {"index": s["index"], **empty}).update(s)
+    skipped = [k for k in r["skipped"] if k["index"] not in rows]
+    volume["n_skipped"] = len(skipped)
+    return {"volume": volume, "slices": [rows[i] for i in sorted(rows)], "skipped": skipped}
