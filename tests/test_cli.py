@@ -141,6 +141,7 @@ def test_demo_writes_volumes_metrics_and_figure(tmp_path) -> None:
         "demo_metrics.json",
         "demo_metrics.md",
         "demo_comparison.png",
+        "report.html",  # opened in headless Chromium by tests/test_report_browser.py
     } <= names
     rep = json.loads((out / "demo_metrics.json").read_text())
     sr, bicubic, zerofill = (r["volume"]["psnr"] for r in rep["results"].values())

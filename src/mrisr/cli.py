@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from mrisr.commands import options as opt
 from mrisr.commands.options import (
     Adapt,
     AdaptSteps,
@@ -312,6 +313,9 @@ def upscale(
     run_dir: TPRunDir = None,
     adapt: Adapt = False,
     adapt_steps: AdaptSteps = 200,
+    bids: opt.Bids = False,
+    suffix: opt.BidsSuffix = "T2w",
+    participants: opt.BidsParticipants = None,
 ) -> None:
     """Super-resolve scans in-plane with a trained model, or their slice direction with
     --through-plane; writes NIfTI + JSON sidecar each. Under torchrun the scans are split
@@ -321,7 +325,7 @@ def upscale(
     if through_plane:
         tp = {"thickness": thickness, "profile": profile, "steps": steps, "axis": axis,
               "voxel": voxel, "combine": combine.value, "from_scratch": from_scratch,
-              "run_dir": run_dir, "scale": scale, "weights": weights}  # fmt: skip
+              "run_dir": run_dir, "scale": scale, "weights": weights, "bids": bids}  # fmt: skip
         run_through_plane(inputs, out, checkpoint=checkpoint, overwrite=overwrite, argv=sys.argv,
                           device=device, progress=progress, assume_geometry=assume_geometry,
                           consistency=consistency, **tp)  # fmt: skip
@@ -329,9 +333,9 @@ def upscale(
     run_upscale(inputs, out, checkpoint=checkpoint, weights=weights, model=model, scale=scale,
                 guide=guide, overwrite=overwrite, argv=sys.argv, axis=axis, force_plane=force_plane,
                 clamp=clamp, tile=tile, max_memory_mb=max_memory, batch=batch, ensemble=ensemble,
-                device=device, compile=compile_model, progress=progress,
+                device=device, compile=compile_model, progress=progress, bids=bids, suffix=suffix,
                 assume_geometry=assume_geometry, consistency=consistency,
-                adapt_steps=adapt_steps if adapt else None)  # fmt: skip
+                participants=participants, adapt_steps=adapt_steps if adapt else None)  # fmt: skip
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -397,19 +401,10 @@ def models(
 
 @app.command()
 def export(
-    checkpoint: str = typer.Argument(
-        ...,
-        metavar="CHECKPOINT",
-        help="checkpoint folder, or shipped weights by name (e.g. edsr-kspace-x2)",
-    ),
+    checkpoint: opt.ExportCheckpoint,
     onnx: Path = typer.Option(..., "--onnx", help="output .onnx file"),
     opset: int = typer.Option(17, help="ONNX opset"),
-    bare: bool = typer.Option(
-        False,
-        "--bare",
-        help="the network alone (normalised lr -> normalised sr); default: raw lr + the "
-        "volume's stats (offset, scale) -> raw sr, the normalisation inside the graph",
-    ),
+    bare: opt.ExportBare = False,
     overwrite: bool = typer.Option(False, help="replace the output if it exists"),
 ) -> None:
     """Export a checkpoint to ONNX (dynamic batch, height and width), checked in onnxruntime.
@@ -420,6 +415,22 @@ def export(
     from mrisr.commands.export import run_export
 
     run_export(checkpoint, onnx, opset=opset, bare=bare, overwrite=overwrite)
+
+
+@app.command()
+def report(
+    out: opt.RPOut,
+    volumes: opt.RPVolumes,
+    labels: opt.RPLabels = None,
+    ref: opt.RPRef = None,
+    resample: opt.RPResample = False,
+    metrics: opt.RPMetrics = None,
+    overwrite: bool = typer.Option(False, help="replace OUT if it exists"),
+) -> None:
+    """One self-contained HTML report: the volumes in linked niivue views (docs/report.md)."""
+    from mrisr.commands.report import run_report
+
+    run_report(out, volumes, labels, ref, resample, overwrite, metrics)
 
 
 @app.command("convert-pth")

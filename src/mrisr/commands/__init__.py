@@ -10,6 +10,7 @@ eval               :mod:`mrisr.commands.evaluate` (reference and ``--no-referenc
 fid                :mod:`mrisr.commands.fid`
 info               :mod:`mrisr.commands.info`
 demo               :mod:`mrisr.commands.demo`
+report             :mod:`mrisr.commands.report`
 upscale            :mod:`mrisr.commands.upscale`
 train              :mod:`mrisr.commands.train`
 learn-kernel       :mod:`mrisr.commands.learn_kernel`

@@ -101,3 +101,62 @@ Adapt = Annotated[
 AdaptSteps = Annotated[
     int, typer.Option(min=1, help="--adapt: at most this many fine-tuning steps")
 ]
+
+
+# ``mrisr upscale BIDS_ROOT OUT_DERIV --bids`` (mrisr.io.bids, docs/upscale.md#bids)
+Bids = Annotated[
+    bool,
+    typer.Option(
+        "--bids",
+        help="IN is a BIDS dataset and OUT a BIDS-derivatives folder: its anat/*_<suffix> scans "
+        "become OUT/sub-*/[ses-*/]anat/*_desc-sr_<suffix>.nii.gz + .json",
+    ),
+]
+BidsSuffix = Annotated[str, typer.Option(help="--bids: the anatomical suffix to upscale")]
+BidsParticipants = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--participant-label",
+        help="--bids: only these subjects (01 or sub-01; repeat the option or give 01,02)",
+    ),
+]
+
+
+# ``mrisr report`` (self-contained HTML report with linked niivue viewers, docs/report.md)
+RPOut = Annotated[Path, typer.Argument(metavar="OUT.html", help="the HTML report to write")]
+RPVolumes = Annotated[
+    list[Path], typer.Argument(metavar="VOLUME...", help="volumes to show, on one grid")
+]
+RPLabels = Annotated[
+    list[str] | None,
+    typer.Option(help="a label per volume (repeat, or comma-separated; default: the file names)"),
+]
+RPRef = Annotated[
+    Path | None,
+    typer.Option("--ref", help="the reference: error maps |volume - reference| are overlaid"),
+]
+RPResample = Annotated[
+    bool,
+    typer.Option(help="resample (nearest neighbour) volumes on other grids onto the reference's"),
+]
+RPMetrics = Annotated[
+    Path | None,
+    typer.Option(help="an `mrisr eval --format json` report: its table and per-slice curves"),
+]
+
+# ``mrisr export``
+ExportCheckpoint = Annotated[
+    str,
+    typer.Argument(
+        metavar="CHECKPOINT",
+        help="checkpoint folder, or shipped weights by name (e.g. edsr-kspace-x2)",
+    ),
+]
+ExportBare = Annotated[
+    bool,
+    typer.Option(
+        "--bare",
+        help="the network alone (normalised lr -> normalised sr); default: raw lr + the "
+        "volume's stats (offset, scale) -> raw sr, the normalisation inside the graph",
+    ),
+]

@@ -23,11 +23,22 @@ def run_upscale(
     argv: list[str] | None,
     assume_geometry: bool = False,
     consistency: bool = False,
+    bids: bool = False,
+    suffix: str = "T2w",
+    participants: list[str] | None = None,
     **options: Any,
 ) -> list[Path]:
     """``options``: :class:`mrisr.infer.upsample.UpscaleOptions` fields; ``consistency``:
-    project every output onto the input's central k-space (kspace-truncate models only)."""
+    project every output onto the input's central k-space (kspace-truncate models only);
+    ``bids``: IN is a BIDS dataset, OUT a derivatives folder (:func:`run_upscale_bids`)."""
     from mrisr.infer.run import upscale
+
+    if bids:
+        return run_upscale_bids(
+            inputs, out, suffix=suffix, participants=participants, checkpoint=checkpoint,
+            weights=weights, model=model, scale=scale, guide=guide, overwrite=overwrite,
+            argv=argv, assume_geometry=assume_geometry, consistency=consistency, **options,
+        )  # fmt: skip
 
     return upscale(
         inputs,
@@ -66,12 +77,15 @@ def run_through_plane(
     run_dir: Path | None = None,
     scale: int | None = None,
     weights: str | None = None,
+    bids: bool = False,
 ) -> Path:
     """``mrisr upscale IN OUT --through-plane``: one scan, its slice direction restored (and,
     with ``--scale`` / ``--weights``, then its plane)."""
     from mrisr.errors import ConfigError
     from mrisr.infer.through_plane import ThroughPlaneOptions, upscale_through_plane
 
+    if bids:
+        raise ConfigError("--through-plane works on one scan, not with --bids")
     if len(inputs) != 1:
         raise ConfigError(f"--through-plane takes one input scan, not {len(inputs)}")
     opts = ThroughPlaneOptions(
@@ -91,3 +105,95 @@ def run_through_plane(
         assume_geometry=assume_geometry, from_scratch=from_scratch, in_plane_scale=scale,
         in_plane_weights=weights,
     )  # fmt: skip
+
+
+def run_upscale_bids(
+    inputs: list[Path],
+    out: Path,
+    *,
+    suffix: str,
+    participants: list[str] | None,
+    overwrite: bool,
+    argv: list[str] | None,
+    guide: Path | None = None,
+    **kwargs: Any,
+) -> list[Path]:
+    """``mrisr upscale BIDS_ROOT OUT_DERIV --bids``: every anatomical ``*_<suffix>`` scan of
+    the dataset (or of ``participants``) super-resolved into a BIDS-derivatives dataset
+    (:mod:`mrisr.io.bids`). The scans go through :func:`run_upscale` into a hidden staging
+    folder inside OUT_DERIV (one model load; one bad scan does not stop the others); each
+    output is then renamed to its BIDS name together with its BIDS sidecar, atomically."""
+    import contextlib
+    import json
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    from mrisr.errors import ConfigError, InputError
+    from mrisr.io import bids
+    from mrisr.io.atomic import atomic_outputs, strict_json, write_json_atomic
+    from mrisr.provenance import sidecar_path
+
+    if len(inputs) != 1:
+        raise ConfigError(
+            f"--bids takes one BIDS root and OUT_DERIV, not {len(inputs)} inputs (give several "
+            "participants as --participant-label 01,02 or repeat --participant-label)"
+        )
+    if guide is not None:
+        raise ConfigError("--bids does not take --guide (multi-contrast models)")
+    root, out = Path(inputs[0]), Path(out)
+    scans = bids.find_scans(root, suffix, participants)
+    bids.check_outputs(root, out, scans, overwrite)  # before any work
+    created = not out.exists()
+    out.mkdir(exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".mrisr-stage-", dir=out))
+    failure: InputError | None = None
+    written: list[Path] = []
+    try:
+        said = _StagedLines(sys.stdout, f"wrote {stage}{os.sep}")
+        try:
+            with contextlib.redirect_stdout(said):  # "staged <name> <shape> ...", not the path
+                staged = run_upscale([s.path for s in scans], stage, overwrite=False, argv=argv,
+                                     guide=None, **kwargs)  # fmt: skip
+        except InputError as exc:  # several scans, some failed: keep the good ones
+            if not hasattr(exc, "written"):
+                raise
+            staged, failure = exc.written, exc
+        by_input = {s.path.resolve(): s for s in scans}
+        for w in staged:
+            meta = json.loads(sidecar_path(w).read_text())
+            scan = by_input[Path(meta["input"]).resolve()]
+            dst, side = out / scan.out_relpath, out / bids.json_relpath(scan.out_relpath)
+            meta["output"] = str(dst)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_outputs([dst, side], overwrite=overwrite) as (tmp_img, tmp_json):
+                os.replace(w, tmp_img)
+                tmp_json.write_text(strict_json(bids.bids_sidecar(scan, meta), indent=2) + "\n")
+            print(f"wrote {dst} (+ {side.name})")
+            written.append(dst)
+        if written:
+            desc = bids.dataset_description(root, argv)
+            write_json_atomic(out / "dataset_description.json", desc, overwrite=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):  # nothing written: no trace
+            out.rmdir()
+    if failure is not None:
+        raise failure
+    return written
+
+
+class _StagedLines:
+    """A stdout that says ``staged <name>`` where :func:`run_upscale` says ``wrote
+    <staging folder>/<name>`` (the staging folder is gone when the command ends)."""
+
+    def __init__(self, target: Any, prefix: str) -> None:
+        self.target, self.prefix = target, prefix
+
+    def write(self, text: str) -> int:
+        self.target.write(text.replace(self.prefix, "staged "))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()

@@ -132,3 +132,30 @@ def mscn_histogram_plot(
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
+
+
+def per_slice_curves_png(curves: dict[str, list[dict[str, Any]]]) -> bytes:
+    """PSNR and SSIM against the slice index, one line per result, as PNG bytes (for the
+    HTML report). ``curves``: ``{label: report["results"][key]["slices"]}`` of ``mrisr eval``."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
+    for ax, key, unit in zip(axes, ("psnr", "ssim"), (" (dB)", ""), strict=True):
+        for label, rows in curves.items():
+            idx = [r["index"] for r in rows if r.get(key) is not None]
+            val = [r[key] for r in rows if r.get(key) is not None]
+            ax.plot(idx, val, lw=1.2, label=label)
+        ax.set_xlabel("slice", fontsize=8)
+        ax.set_ylabel(key.upper() + unit, fontsize=8)
+        ax.tick_params(labelsize=7)
+    if curves:
+        axes[0].legend(fontsize=7)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
