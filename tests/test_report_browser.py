@@ -273,3 +273,30 @@ def check_linked_views(browser, report: Path, shape: tuple[int, ...]) -> None:
         png = browser.find_element(By.ID, f"mrisr-view-{i}").screenshot_as_png
         px = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float64)
         assert px.std() > 20 and (px > 40).mean() > 0.05, (i, px.std(), (px > 40).mean())
+
+
+def test_upscale_report_shows_the_input_and_the_result_with_provenance(tmp_path: Path) -> None:
+    """`mrisr upscale LR OUT --report` writes OUT.html next to OUT: the LR (on the result's
+    grid) and the result, with the model and its sha256; refused before any work for two
+    inputs or an existing OUT.html."""
+    from mrisr.degrade import KspaceTruncate, degrade_volume
+    from mrisr.io import load_volume, save_volume
+    from tests.test_bad_input import run_cli
+
+    hr = load_volume(Path(__file__).parent / "data" / "ixi002_t2_crop.nii.gz")
+    lr, _ = degrade_volume(hr.replace(hr.data[:, :, :4]), [KspaceTruncate(scale=2)], seed=0)
+    src, out = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    save_volume(lr, src)
+    res = run_cli("upscale", src, out, "--report", "--no-progress", "--axis", "2")
+    assert res.returncode == 0, res.stderr
+    html = (tmp_path / "sr.html").read_text()
+    sha = json.loads(Path(f"{out}.json").read_text())["checkpoint_sha256"]
+    assert sha in html and "edsr-baseline" in html
+    data = _data(html)
+    assert [v["label"] for v in data["volumes"]] == ["input", "result"]
+    (tmp_path / "sr2.html").write_text("keep")
+    for args in ((src, src, tmp_path / "two"), (src, tmp_path / "sr2.nii.gz")):
+        res = run_cli("upscale", *args, "--report", "--no-progress")
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "sr2.nii.gz").exists() and not (tmp_path / "two").exists()
+    assert (tmp_path / "sr2.html").read_text() == "keep"

@@ -316,6 +316,7 @@ def upscale(
     bids: opt.Bids = False,
     suffix: opt.BidsSuffix = "T2w",
     participants: opt.BidsParticipants = None,
+    report: opt.Report = False,
 ) -> None:
     """Super-resolve scans in-plane with a trained model, or their slice direction with
     --through-plane; writes NIfTI + JSON sidecar each. Under torchrun the scans are split
@@ -325,7 +326,8 @@ def upscale(
     if through_plane:
         tp = {"thickness": thickness, "profile": profile, "steps": steps, "axis": axis,
               "voxel": voxel, "combine": combine.value, "from_scratch": from_scratch,
-              "run_dir": run_dir, "scale": scale, "weights": weights, "bids": bids}  # fmt: skip
+              "run_dir": run_dir, "scale": scale, "weights": weights, "bids": bids,
+              "report": report}  # fmt: skip
         run_through_plane(inputs, out, checkpoint=checkpoint, overwrite=overwrite, argv=sys.argv,
                           device=device, progress=progress, assume_geometry=assume_geometry,
                           consistency=consistency, **tp)  # fmt: skip
@@ -335,7 +337,8 @@ def upscale(
                 clamp=clamp, tile=tile, max_memory_mb=max_memory, batch=batch, ensemble=ensemble,
                 device=device, compile=compile_model, progress=progress, bids=bids, suffix=suffix,
                 assume_geometry=assume_geometry, consistency=consistency,
-                participants=participants, adapt_steps=adapt_steps if adapt else None)  # fmt: skip
+                participants=participants, adapt_steps=adapt_steps if adapt else None,
+                report=report)  # fmt: skip
 
 
 @app.command(context_settings={"allow_extra_args": False})

@@ -160,3 +160,13 @@ ExportBare = Annotated[
         "volume's stats (offset, scale) -> raw sr, the normalisation inside the graph",
     ),
 ]
+
+
+#: ``mrisr upscale --report``: an HTML report (docs/report.md) of the input and the result.
+Report = Annotated[
+    bool,
+    typer.Option(
+        help="also write OUT.html: the input and the result in linked niivue viewers, with the "
+        "sidecar's provenance (one input scan)"
+    ),
+]

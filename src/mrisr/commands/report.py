@@ -38,6 +38,7 @@ def run_report(
     resample: bool = False,
     overwrite: bool = False,
     metrics: Path | None = None,
+    provenance: dict | None = None,
 ) -> Path:
     """Load the volumes (and ``ref``, labelled ``reference`` unless it is one of them), check
     that they share one grid (or, with ``resample``, resample them by nearest neighbour onto
@@ -78,6 +79,7 @@ def run_report(
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "inputs": {n: str(p) for n, p in zip(names, paths, strict=True)},
         "reference": ref_label or "-",
+        **(provenance or {}),
     }
     write_report(
         out,

@@ -26,6 +26,7 @@ def run_upscale(
     bids: bool = False,
     suffix: str = "T2w",
     participants: list[str] | None = None,
+    report: bool = False,
     **options: Any,
 ) -> list[Path]:
     """``options``: :class:`mrisr.infer.upsample.UpscaleOptions` fields; ``consistency``:
@@ -39,8 +40,8 @@ def run_upscale(
             weights=weights, model=model, scale=scale, guide=guide, overwrite=overwrite,
             argv=argv, assume_geometry=assume_geometry, consistency=consistency, **options,
         )  # fmt: skip
-
-    return upscale(
+    html = report_path(inputs, out, overwrite) if report else None  # before any work
+    written = upscale(
         inputs,
         out,
         checkpoint=checkpoint,
@@ -54,6 +55,40 @@ def run_upscale(
         consistency=consistency,
         **options,
     )
+    if html is not None:
+        _write_report(html, inputs[0], written[0], overwrite)
+    return written
+
+
+def report_path(inputs: list[Path], out: Path, overwrite: bool) -> Path:
+    """``--report``: ``OUT`` with ``.html`` for ``.nii[.gz]`` (one input scan), writable."""
+    from mrisr.errors import ConfigError
+    from mrisr.io.atomic import check_writable
+
+    if len(inputs) != 1:
+        raise ConfigError(f"--report goes with one input scan, not {len(inputs)}")
+    name = out.name
+    for ext in (".nii.gz", ".nii"):
+        name = name[: -len(ext)] if name.endswith(ext) else name
+    html = out.with_name(name + ".html")
+    check_writable(html, overwrite)
+    return html
+
+
+def _write_report(html: Path, inp: Path, result: Path, overwrite: bool) -> None:
+    """The input (nearest neighbour on the result's grid) and the result in linked viewers,
+    with the result's sidecar as provenance (docs/report.md)."""
+    import json
+
+    from mrisr.commands.report import run_report
+
+    side = json.loads(Path(f"{result}.json").read_text())
+    keep = ("model", "checkpoint", "checkpoint_sha256", "seconds", "device", "created",
+            "mrisr_version", "through_plane", "adapt", "kspace_consistency")  # fmt: skip
+    prov = {"command": side.get("command") or "mrisr upscale"}
+    prov |= {k: side[k] for k in keep if k in side}
+    run_report(html, [inp, result], labels=["input", "result"], resample=True,
+               overwrite=overwrite, provenance=prov)  # fmt: skip
 
 
 def run_through_plane(
@@ -78,6 +113,7 @@ def run_through_plane(
     scale: int | None = None,
     weights: str | None = None,
     bids: bool = False,
+    report: bool = False,
 ) -> Path:
     """``mrisr upscale IN OUT --through-plane``: one scan, its slice direction restored (and,
     with ``--scale`` / ``--weights``, then its plane)."""
@@ -100,11 +136,15 @@ def run_through_plane(
         combine=combine,
         run_dir=run_dir,
     )
-    return upscale_through_plane(
+    html = report_path(inputs, out, overwrite) if report else None  # before any work
+    written = upscale_through_plane(
         inputs[0], out, opts, checkpoint=checkpoint, overwrite=overwrite, argv=argv,
         assume_geometry=assume_geometry, from_scratch=from_scratch, in_plane_scale=scale,
         in_plane_weights=weights,
     )  # fmt: skip
+    if html is not None:
+        _write_report(html, inputs[0], written, overwrite)
+    return written
 
 
 def run_upscale_bids(
