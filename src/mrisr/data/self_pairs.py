@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mrisr.data.through_plane_pairs import signal_slices
 from mrisr.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -89,10 +90,7 @@ class SelfPairs:
     ) -> None:
         self.target, self.source, self.scale = target, source, int(scale)
         self.lr_patch = int(min(lr_patch, *source.shape[1:]))
-        top = float(np.percentile(target, 99)) or 1.0
-        per = np.array([np.percentile(s, 99) for s in target])
-        keep = np.nonzero(per >= 0.1 * top)[0]
-        self.keep = keep if len(keep) else np.arange(len(target))
+        self.keep = signal_slices(target)
         self.samples_per_epoch, self.seed, self.epoch = int(samples_per_epoch), int(seed), 0
         self.name, self.record = name, dict(record or {})
         # the model's own grid convention (its degradation made these pairs): kept in the card

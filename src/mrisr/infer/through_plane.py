@@ -387,7 +387,8 @@ def upscale_through_plane(
     print(
         f"wrote {out} {result.shape} zooms {tuple(round(v, 4) for v in result.zooms)} mm: slice "
         f"axis {tp['slice_axis']} restored x{tp['k']:.3g} ({tp['training'].get('steps', 0)} "
-        f"steps, residual {tp['consistency_residual']:.2e}) ({time.time() - t0:.1f} s)",
+        f"steps, residual {tp.get('consistency_residual_after', tp['consistency_residual']):.2e}"
+        f") ({time.time() - t0:.1f} s)",
         file=sys.stdout,
     )
     return out
