@@ -3,14 +3,17 @@ small BIDS tree built from the shipped crops (2 subjects, one with a session) be
 BIDS-derivatives dataset that the BIDS schema accepts; bad trees are one-line errors that leave
 nothing behind.
 
-The validator: the official BIDS validator is a Deno/TypeScript program; its Python side, the
-``bids-validator`` package, only knows raw-dataset names (it rejects every ``desc-`` anat file).
-So the check below is driven by ``bidsschematools`` (bids-standard's machine-readable BIDS
-schema, the one the official validator is generated from): every file name must match the
-schema's derivative or common file rules, dataset_description.json must have the fields the
-schema's dataset rules require (``derivative_description``: GeneratedBy; DatasetLinks when
-BIDS URIs are used), every output has its sidecar, and every ``Sources`` BIDS URI resolves.
-pybids then indexes the result as a derivative dataset of the raw one.
+The validators: the official BIDS validator (bids-standard's Deno/TypeScript program, 3.x, run
+from PyPI's ``bids-validator-deno`` wheel with the ``deno`` wheel's runtime; no network) must
+report no error on the raw tree and on the derivative dataset, and must find the errors planted
+in a broken copy. The older Python ``bids-validator`` package only knows raw-dataset names (it
+rejects every ``desc-`` anat file), so it is not used. A second, independent check is driven by
+``bidsschematools`` (the machine-readable BIDS schema the official validator is generated from):
+every file name must match the schema's derivative or common file rules, dataset_description.json
+must have the fields the schema's dataset rules require (``derivative_description``:
+GeneratedBy; DatasetLinks when BIDS URIs are used), every output has its sidecar, and every
+``Sources`` BIDS URI resolves. pybids then indexes the result as a derivative dataset of the raw
+one.
 """
 
 from __future__ import annotations
@@ -120,11 +123,57 @@ def validate_derivative(root: Path) -> list[str]:
     return problems
 
 
+def official_validator(root: Path) -> list[str]:
+    """The errors (not warnings) the official BIDS validator reports for ``root``, as
+    ``CODE location`` lines (empty: valid)."""
+    import subprocess
+    import sysconfig
+
+    exe = Path(sysconfig.get_path("scripts")) / "bids-validator-deno"
+    if not exe.exists():
+        found = shutil.which("bids-validator-deno")
+        if found is None:
+            pytest.skip("the official BIDS validator (pip install bids-validator-deno) is missing")
+        exe = Path(found)
+    res = subprocess.run(
+        [str(exe), "--format", "json", str(root)], capture_output=True, text=True, timeout=300
+    )
+    try:
+        issues = json.loads(res.stdout)["issues"]["issues"]
+    except (ValueError, KeyError) as exc:
+        raise AssertionError(f"validator said: {res.stdout[-2000:]} {res.stderr[-2000:]}") from exc
+    return [
+        f"{i['code']} {i.get('location')} {i.get('subCode') or ''}".strip()
+        for i in issues
+        if i["severity"] == "error"
+    ]
+
+
+def test_the_official_validator_accepts_the_raw_and_derivative_datasets(bids_root, derivs) -> None:
+    assert official_validator(bids_root) == []
+    assert official_validator(derivs[0]) == []
+
+
+def test_the_official_validator_finds_what_is_wrong(derivs, tmp_path) -> None:
+    """It can fail: a derivative without the required SkullStripped key and a file name
+    outside BIDS are errors."""
+    bad = tmp_path / "bad"
+    shutil.copytree(derivs[0], bad)
+    side = bad / OUT_T2.replace(".nii.gz", ".json")
+    meta = json.loads(side.read_text())
+    del meta["SkullStripped"]
+    side.write_text(json.dumps(meta))
+    (bad / OUT_T2_SES).rename(bad / "sub-02/ses-1/anat/sub-02_ses-1_sr-x2_T2w.nii.gz")
+    found = "\n".join(official_validator(bad))
+    assert f"SIDECAR_KEY_REQUIRED /{OUT_T2} SkullStripped" in found, found
+    assert "sub-02_ses-1_sr-x2_T2w.nii.gz" in found, found
+
+
 def test_a_bids_tree_becomes_a_valid_derivatives_dataset(bids_root, derivs) -> None:
     out, stdout = derivs
     got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert got == sorted([
-        "dataset_description.json", OUT_T2, OUT_T2.replace(".nii.gz", ".json"),
+        "dataset_description.json", "README.md", OUT_T2, OUT_T2.replace(".nii.gz", ".json"),
         OUT_T2_SES, OUT_T2_SES.replace(".nii.gz", ".json"),
     ])  # fmt: skip
     assert f"wrote {out / OUT_T2}" in stdout
@@ -168,6 +217,7 @@ def test_participant_label_and_suffix(bids_root, tmp_path) -> None:
     got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.nii.gz"))
     assert got == ["sub-01/anat/sub-01_desc-sr_T1w.nii.gz"]
     assert validate_derivative(out) == []
+    assert official_validator(out) == []
 
 
 def test_the_validator_sees_what_is_wrong(derivs, tmp_path) -> None:
@@ -231,7 +281,7 @@ def test_a_bad_scan_does_not_stop_the_others(test_data, tmp_path) -> None:
     assert res.returncode == 2 and "1 of 2 scans failed" in res.stderr, res.stderr
     assert "staged sub-01_T2w_sr_x2.nii.gz" in res.stdout
     got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert got == ["dataset_description.json", "sub-01/anat/sub-01_desc-sr_T2w.json",
+    assert got == ["README.md", "dataset_description.json", "sub-01/anat/sub-01_desc-sr_T2w.json",
                    "sub-01/anat/sub-01_desc-sr_T2w.nii.gz"]  # fmt: skip
     assert validate_derivative(out) == []
     again = run_cli("upscale", root, out, "--bids", "--participant-label", "01", "--overwrite")

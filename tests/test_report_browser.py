@@ -228,7 +228,8 @@ def test_the_demo_report_shows_four_linked_volumes(browser, tmp_path: Path) -> N
     res = run_cli("demo", tmp_path / "demo")
     assert res.returncode == 0, res.stderr
     text = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
-    for part in ("checkpoint_sha256", "PSNR and SSIM per slice", "data:image/png;base64,"):
+    for part in ("checkpoint_sha256", "PSNR and SSIM per slice", "data:image/png;base64,",
+                 "Paired tests over slices", " − bicubic</th><td>PSNR"):  # fmt: skip
         assert part in text
     check_linked_views(
         browser, tmp_path / "demo" / "report.html", load_volume(demo_scan_path()).shape

@@ -423,17 +423,18 @@ def export(
 @app.command()
 def report(
     out: opt.RPOut,
-    volumes: opt.RPVolumes,
+    volumes: opt.RPVolumes = None,
     labels: opt.RPLabels = None,
     ref: opt.RPRef = None,
     resample: opt.RPResample = False,
     metrics: opt.RPMetrics = None,
+    kernel: opt.RPKernel = None,
     overwrite: bool = typer.Option(False, help="replace OUT if it exists"),
 ) -> None:
     """One self-contained HTML report: the volumes in linked niivue views (docs/report.md)."""
     from mrisr.commands.report import run_report
 
-    run_report(out, volumes, labels, ref, resample, overwrite, metrics)
+    run_report(out, volumes, labels, ref, resample, overwrite, metrics, kernel=kernel)
 
 
 @app.command("convert-pth")

@@ -100,7 +100,7 @@ def _write_demo_report(
     reference in linked niivue views with error maps, the metrics and the SR's provenance."""
     import json
 
-    from mrisr.commands.report import onto_one_grid
+    from mrisr.commands.report import onto_one_grid, paired_against_first
     from mrisr.provenance import sidecar_path
     from mrisr.report.figures import per_slice_curves_png
     from mrisr.report.html import write_report
@@ -122,6 +122,7 @@ def _write_demo_report(
         notes=["LR is shown by nearest neighbour on the reference grid (its own voxels)."],
         title=f"mrisr demo: {name} on IXI002 T2, k-space truncation x2",
         figures=[("PSNR and SSIM per slice", per_slice_curves_png(curves)), *figs],
+        paired=paired_against_first(curves),
         overwrite=True,
     )
     print(f"wrote {out}")

@@ -79,7 +79,7 @@ def run_eval(
     from mrisr.io.geometry import check_same_grid, resolve_axis
     from mrisr.metrics.baselines import baseline_label, baseline_volume
     from mrisr.metrics.scores import evaluate_volume
-    from mrisr.metrics.stats import paired_tests
+    from mrisr.metrics.stats import paired_slices
     from mrisr.progress import slice_progress
     from mrisr.report.tables import render
 
@@ -171,20 +171,7 @@ def run_eval(
         report.update(results[names[0]])
     if len(names) == 2:
         a, b = (results[n] for n in names)
-        report["paired"] = {"a": names[0], "b": names[1]}
-        for metric in ("psnr", "ssim"):
-            sa = {s["index"]: s[metric] for s in a["slices"]}
-            sb = {s["index"]: s[metric] for s in b["slices"]}
-            common = sorted(set(sa) & set(sb))
-            # Slices identical to the reference have PSNR = inf: leave those pairs out.
-            try:
-                report["paired"][metric] = paired_tests(
-                    np.array([sa[i] for i in common]),
-                    np.array([sb[i] for i in common]),
-                    nonfinite="drop",
-                )
-            except ConfigError as exc:  # too few slices for a test: say so, keep the metrics
-                report["paired"][metric] = {"n": len(common), "error": str(exc)}
+        report["paired"] = {"a": names[0], "b": names[1], **paired_slices(a["slices"], b["slices"])}
     text = render(report, fmt, per_slice)
     emit_text(text, output, overwrite)
     return report

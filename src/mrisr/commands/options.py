@@ -125,7 +125,15 @@ BidsParticipants = Annotated[
 # ``mrisr report`` (self-contained HTML report with linked niivue viewers, docs/report.md)
 RPOut = Annotated[Path, typer.Argument(metavar="OUT.html", help="the HTML report to write")]
 RPVolumes = Annotated[
-    list[Path], typer.Argument(metavar="VOLUME...", help="volumes to show, on one grid")
+    list[Path] | None,
+    typer.Argument(
+        metavar="VOLUME...",
+        help="volumes to show, on one grid (with --kernel: default the scan it was learned from)",
+    ),
+]
+RPKernel = Annotated[
+    Path | None,
+    typer.Option(help="a `mrisr learn-kernel` output (.npy): its PSF plot and sidecar"),
 ]
 RPLabels = Annotated[
     list[str] | None,

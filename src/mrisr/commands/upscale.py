@@ -172,7 +172,7 @@ def run_upscale_bids(
 
     from mrisr.errors import ConfigError, InputError
     from mrisr.io import bids
-    from mrisr.io.atomic import atomic_outputs, strict_json, write_json_atomic
+    from mrisr.io.atomic import atomic_outputs, emit_text, strict_json, write_json_atomic
     from mrisr.provenance import sidecar_path
 
     if len(inputs) != 1:
@@ -215,6 +215,8 @@ def run_upscale_bids(
         if written:
             desc = bids.dataset_description(root, argv)
             write_json_atomic(out / "dataset_description.json", desc, overwrite=True)
+            if not (out / "README.md").exists():
+                emit_text(bids.readme(desc), out / "README.md", overwrite=False)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):  # nothing written: no trace

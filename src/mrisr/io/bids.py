@@ -40,6 +40,7 @@ class BidsScan:
     relpath: str  # its path inside the raw dataset (POSIX)
     subject: str
     session: str | None
+    skull_stripped: bool = False  # the source's SkullStripped (inherited sidecars), else False
 
     @property
     def out_relpath(self) -> str:
@@ -114,6 +115,7 @@ def find_scans(
             relpath=Path(f.path).resolve().relative_to(root.resolve()).as_posix(),
             subject=str(f.entities["subject"]),
             session=(str(f.entities["session"]) if "session" in f.entities else None),
+            skull_stripped=layout.get_metadata(f.path).get("SkullStripped") is True,
         )
         for f in files
     ]
@@ -180,14 +182,30 @@ def dataset_description(root: str | Path, argv: list[str] | None) -> dict[str, A
 
 def bids_sidecar(scan: BidsScan, provenance: dict[str, Any]) -> dict[str, Any]:
     """The output's BIDS sidecar: ``Sources`` (BIDS URI of the input scan), a description,
-    and mrisr's own sidecar (model, checkpoint sha256, options, time) under ``"mrisr"``."""
+    ``SkullStripped`` (required for derivative anatomical images; SR strips nothing, so the
+    source's value) and mrisr's own sidecar (model, checkpoint sha256, options, time) under
+    ``"mrisr"``."""
     model, scale = provenance.get("model"), provenance.get("scale")
     what = f"super-resolved in-plane x{scale}" if scale else "super-resolved"
     return {
         "Sources": [source_uri(scan.relpath)],
         "Description": f"{what} by mrisr" + (f" (model {model})" if model else ""),
+        "SkullStripped": scan.skull_stripped,
         "mrisr": provenance,
     }
+
+
+def readme(desc: dict[str, Any]) -> str:
+    """The derivative dataset's README (recommended by BIDS)."""
+    gen = desc["GeneratedBy"][0]
+    return (
+        f"# {desc['Name']}\n\n"
+        f"Written by mrisr {gen['Version']} (`mrisr upscale --bids`): each anatomical scan of "
+        f"the source dataset ({desc['SourceDatasets'][0]['URL']}) super-resolved, under the "
+        f"same name with the `desc-{DESC}` entity. Each output's JSON sidecar names its source "
+        "(`Sources`, a BIDS URI) and holds mrisr's provenance (model, weights sha256, options, "
+        "time) under `mrisr`.\n"
+    )
 
 
 def is_mrisr_derivative(out: Path) -> bool:

@@ -21,6 +21,7 @@ _WHERE = {
     "nmse": "reference",
     "psnr": "reference",
     "ssim": "reference",
+    "paired_slices": "stats",
     "paired_tests": "stats",
     "acquired_resolution": "acquired",
     "effective_resolution": "spectrum",

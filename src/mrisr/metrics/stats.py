@@ -9,7 +9,7 @@ import numpy as np
 
 from mrisr.errors import ConfigError, InputError
 
-__all__ = ["paired_tests"]
+__all__ = ["paired_slices", "paired_tests"]
 
 
 def paired_tests(a: Any, b: Any, nonfinite: str = "raise") -> dict[str, Any]:
@@ -86,4 +86,27 @@ def paired_tests(a: Any, b: Any, nonfinite: str = "raise") -> dict[str, Any]:
     }
     if nonfinite == "drop":
         out["n_dropped"] = n_dropped
+    return out
+
+
+def paired_slices(
+    a: list[dict[str, Any]], b: list[dict[str, Any]], metrics: tuple[str, ...] = ("psnr", "ssim")
+) -> dict[str, Any]:
+    """:func:`paired_tests` of two results' per-slice metrics (``mrisr eval``'s ``slices``
+    lists: ``{"index": i, "psnr": ..., ...}``), paired by slice index. Slices identical to the
+    reference (PSNR inf) are left out; a metric with too few pairs gets ``{"n", "error"}``
+    instead of failing, so that the other metrics are still reported."""
+    out: dict[str, Any] = {}
+    for metric in metrics:
+        sa = {s["index"]: s[metric] for s in a}
+        sb = {s["index"]: s[metric] for s in b}
+        common = sorted(set(sa) & set(sb))
+        try:
+            out[metric] = paired_tests(
+                np.array([sa[i] for i in common]),
+                np.array([sb[i] for i in common]),
+                nonfinite="drop",
+            )
+        except ConfigError as exc:
+            out[metric] = {"n": len(common), "error": str(exc)}
     return out

@@ -195,6 +195,40 @@ def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
     return f'<table class="metrics"><tr><th>result</th>{head}</tr>{body}</table>'
 
 
+def paired_table(paired: Sequence[Mapping[str, Any]]) -> str:
+    """One row per (comparison, metric): ``a`` − ``b`` over the slices both were scored on
+    (:func:`mrisr.metrics.stats.paired_slices`): n, mean difference, its 95 % CI, the paired
+    t-test and Wilcoxon p-values."""
+    head = (
+        "<tr><th>a &minus; b</th><th>metric</th><th>n</th><th>mean diff</th><th>95 % CI</th>"
+        "<th>t-test p</th><th>Wilcoxon p</th></tr>"
+    )
+    rows = []
+    for p in paired:
+        name = f"{p['a']} − {p['b']}"
+        for m in ("psnr", "ssim"):
+            t = p.get(m)
+            if t is None:
+                continue
+            if "error" in t:
+                cells = [str(t.get("n", "-")), "-", "-", "-", "-"]
+            else:
+                lo, hi = t["ci95"]
+                cells = [
+                    str(t["n"]),
+                    f"{t['mean_diff']:+.4g}",
+                    f"[{lo:+.4g}, {hi:+.4g}]",
+                    f"{t['t_p']:.3g}",
+                    f"{t['wilcoxon_p']:.3g}",
+                ]
+            rows.append(
+                f"<tr><th>{html.escape(name)}</th><td>{m.upper()}</td>"
+                + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                + "</tr>"
+            )
+    return f'<table class="metrics paired">{head}{"".join(rows)}</table>'
+
+
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for k, v in d.items():
@@ -224,9 +258,11 @@ def build_html(
     title: str = "mrisr report",
     max_bytes: int = MAX_BYTES,
     figures: Sequence[tuple[str, bytes]] = (),
+    paired: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The report as one HTML string (see the module's docstring); ``figures``: (caption,
-    PNG bytes) shown next to the viewers."""
+    PNG bytes) shown next to the viewers; ``paired``: paired tests over slices
+    (:func:`paired_table`) shown under the metrics."""
     if not volumes:
         raise ConfigError("a report needs at least one volume")
     labels = [lab for lab, _ in volumes]
@@ -271,7 +307,8 @@ def build_html(
         "NIIVUE_VERSION": html.escape(niivue_version()),
         "VIEWERS": "".join(_viewer(i, lab, lab == reference_label) for i, lab in enumerate(labels)),
         "ERRTOGGLE": "" if ref is None else _ERR_TOGGLE,
-        "METRICS": "" if not metrics else "<h2>Metrics</h2>" + metrics_table(metrics),
+        "METRICS": ("" if not metrics else "<h2>Metrics</h2>" + metrics_table(metrics))
+        + ("" if not paired else "<h2>Paired tests over slices</h2>" + paired_table(paired)),
         "FIGURES": "<h2>Figures</h2>" + figs if figs else "",
         "PROVENANCE": ""
         if not provenance
@@ -314,12 +351,13 @@ def write_report(
     overwrite: bool = False,
     max_bytes: int = MAX_BYTES,
     figures: Sequence[tuple[str, bytes]] = (),
+    paired: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write the report (:func:`build_html`) to ``out_html`` atomically: the file appears
     complete or not at all, and an existing file is replaced only with ``overwrite``."""
     check_writable(out_html, overwrite)  # before the work
     text = build_html(
-        volumes, reference_label, metrics, provenance, notes, title, max_bytes, figures
+        volumes, reference_label, metrics, provenance, notes, title, max_bytes, figures, paired
     )
     with atomic_outputs([out_html], overwrite=overwrite) as (tmp,):
         tmp.write_text(text, encoding="utf-8")
