@@ -269,6 +269,35 @@ def check_linked_views(browser, report: Path, shape: tuple[int, ...]) -> None:
     moved = _crosshairs(browser)
     np.testing.assert_allclose(moved, np.repeat(target[None], 4, axis=0), atol=0.6)
 
+    # A right-drag in viewer 1 sets a new display window there (niivue's contrast drag), and
+    # the link gives the others the same window.
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.mouse_button import MouseButton
+
+    cal_js = (
+        "return window.mrisrReport.viewers.map("
+        "nv => [nv.volumes[0].cal_min, nv.volumes[0].cal_max]);"
+    )
+    win0 = np.array(browser.execute_script(cal_js))
+    c1 = browser.find_element(By.ID, "mrisr-view-1")
+    # The centre of viewer 1's first tile (niivue's screenSlices, device pixels), relative
+    # to the canvas centre in CSS pixels: the drag box covers tissue, not background.
+    x, y = browser.execute_script(
+        "const nv = window.mrisrReport.viewers[1], t = nv.screenSlices[0].leftTopWidthHeight;"
+        "const r = nv.uiData.dpr || window.devicePixelRatio || 1;"
+        "return [(t[0] + t[2] / 2) / r, (t[1] + t[3] / 2) / r];"
+    )
+    dx, dy = int(x - c1.size["width"] / 2), int(y - c1.size["height"] / 2)
+    drag = ActionBuilder(browser)
+    drag.pointer_action.move_to(c1, dx - 20, dy - 20).pointer_down(MouseButton.RIGHT).move_by(
+        20, 20
+    ).move_by(20, 20).pointer_up(MouseButton.RIGHT)
+    drag.perform()
+    time.sleep(0.3)
+    win1 = np.array(browser.execute_script(cal_js))
+    assert np.abs(win1[1] - win0[1]).max() > 1.0, (win0, win1)
+    np.testing.assert_allclose(win1, np.repeat(win1[1:2], 4, axis=0), rtol=1e-6)
+
     # Not blank: each canvas shows an image with structure (not one flat colour).
     for i in range(4):
         png = browser.find_element(By.ID, f"mrisr-view-{i}").screenshot_as_png
