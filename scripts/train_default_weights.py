@@ -61,8 +61,8 @@ def train(name: str, data: Path, work: Path) -> Path:
         "--run-dir",
         run,
     ]
-    if name != "edsr-kspace-x2":
-        args.insert(3, f"model.init_from={work / SHIPPED['edsr-kspace-x2'].recipe / 'final'}")
+    if w.init_from:  # the warm start is this script's own run of those weights
+        args.insert(3, f"model.init_from={work / SHIPPED[w.init_from].recipe / 'final'}")
     if (run / "state").is_dir():
         args.append("--resume")
     mrisr(*args)
@@ -110,7 +110,7 @@ def test(name: str, ckpt: Path, data: Path, work: Path) -> dict:
     }
 
 
-def package(name: str, src: Path, test_res: dict | None, out_root: Path) -> Path:
+def package(name: str, src: Path, test_res: dict | None, out_root: Path, card=None) -> Path:
     """Store ``src``'s weights in float16 under ``out_root/name`` (with the test results and
     the model card once they are known). The fp16 → fp32 → fp16 round trip is exact, so the
     tested folder and the final one hold the same weights."""
@@ -118,6 +118,8 @@ def package(name: str, src: Path, test_res: dict | None, out_root: Path) -> Path
 
     net, ck = load_checkpoint(src)
     training = dict(ck.training)
+    training.setdefault("model_args", dict(ck.init_args))
+    training.setdefault("parameters", sum(p.numel() for p in net.parameters()))
     if test_res is not None:
         training["test"] = test_res
     out = out_root / name
@@ -132,7 +134,8 @@ def package(name: str, src: Path, test_res: dict | None, out_root: Path) -> Path
         overwrite=True,
     )
     if test_res is not None:
-        (out / "MODEL_CARD.md").write_text(model_card(name, training, out))
+        text = card(training, out) if card else model_card(name, training, out)
+        (out / "MODEL_CARD.md").write_text(text)
     return out
 
 

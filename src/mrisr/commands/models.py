@@ -112,7 +112,7 @@ def shipped_summary() -> list[dict]:
     folder; None when missing from this installation), ``sha256`` (of its model.safetensors)
     and ``test_psnr`` (held-out volume PSNRs of the model / bicubic / zero-fill, from its
     config.json; None without a test record)."""
-    from mrisr.weights import DEFAULTS, SHIPPED, shipped_path
+    from mrisr.weights import DEFAULTS, GUIDED_DEFAULTS, SHIPPED, shipped_path
 
     out = []
     for w in SHIPPED.values():
@@ -122,6 +122,7 @@ def shipped_summary() -> list[dict]:
             "scale": w.scale,
             "degradation": w.degradation,
             "default": DEFAULTS.get(w.scale) == w.name,
+            "default_with_guide": GUIDED_DEFAULTS.get(w.scale) == w.name,
             "path": None,
             "sha256": None,
             "test_psnr": None,
@@ -156,9 +157,9 @@ def shipped_summary() -> list[dict]:
 def _print_shipped(rows: list[dict] | None = None) -> None:
     print(
         "| shipped weights | model | scale | degradation | default | "
-        "held-out PSNR: model / bicubic / zero-fill |"
+        "held-out PSNR: model / bicubic / zero-fill | gain over the better baseline |"
     )
-    print("| --- | --- | ---: | --- | --- | --- |")
+    print("| --- | --- | ---: | --- | --- | --- | ---: |")
     for r in shipped_summary() if rows is None else rows:
         t = r["test_psnr"]
         score = (
@@ -168,9 +169,12 @@ def _print_shipped(rows: list[dict] | None = None) -> None:
             if r["path"] is None
             else "no test record"
         )
+        base = [t[k] for k in ("bicubic", "zerofill") if t and k in t]
+        gain = f"{t['sr'] - max(base):+.2f} dB" if t and "sr" in t and base else "-"
+        default = "yes" if r["default"] else "with --guide" if r["default_with_guide"] else ""
         print(
             f"| {r['name']} | {r['model']} | x{r['scale']} | {r['degradation']} | "
-            f"{'yes' if r['default'] else ''} | {score} |"
+            f"{default} | {score} | {gain} |"
         )
 
 

@@ -136,7 +136,8 @@ def upscale(
     (what was assumed goes into each sidecar as ``input_assumed_geometry``).
 
     Without ``checkpoint``, the shipped ``weights`` (a name of :data:`mrisr.weights.SHIPPED`)
-    or the default weights for ``scale`` (×2 when None; k-space-truncation models) are used.
+    or the default weights for ``scale`` (×2 when None; k-space-truncation models; with
+    ``guide``, the multi-contrast SANet T1 → T2 weights) are used.
 
     ``options`` are :class:`mrisr.infer.upsample.UpscaleOptions` fields (axis, tile, batch,
     ensemble, device, compile, max_memory_mb, progress, consistency, ...). ``guide``: the
@@ -169,7 +170,7 @@ def upscale(
             from mrisr.models.registry import get_spec
 
             get_spec(model)  # unknown names fail with the list of models
-        checkpoint = shipped_path(weights or default_weights(scale, model))
+        checkpoint = shipped_path(weights or default_weights(scale, model, guide is not None))
     opts = UpscaleOptions(**options)
     rank, world = rank_and_world()
     if world > 1 and opts.device in ("auto", "cuda") and __import__("torch").cuda.is_available():

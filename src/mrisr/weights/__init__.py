@@ -31,6 +31,7 @@ class Shipped:
     degradation: str
     recipe: str
     summary: str
+    init_from: str | None = None  # trained from these shipped weights' run (warm start)
 
 
 SHIPPED: dict[str, Shipped] = {
@@ -51,6 +52,7 @@ SHIPPED: dict[str, Shipped] = {
             "kspace-truncate",
             "default_kspace_x4",
             "EDSR baseline x4 for scans acquired with a quarter of the matrix (k-space truncation)",
+            init_from="edsr-kspace-x2",
         ),
         Shipped(
             "edsr-bicubic-x2",
@@ -59,6 +61,42 @@ SHIPPED: dict[str, Shipped] = {
             "bicubic",
             "default_bicubic_x2",
             "EDSR baseline x2 for the papers' protocol (MATLAB bicubic downsampling)",
+            init_from="edsr-kspace-x2",
+        ),
+        Shipped(
+            "seran-bicubic-x2",
+            "seran",
+            2,
+            "bicubic",
+            "default_seran_bicubic_x2",
+            "SERAN x2 (the paper's network and size) for the papers' protocol (MATLAB bicubic)",
+        ),
+        Shipped(
+            "seran-bicubic-x4",
+            "seran",
+            4,
+            "bicubic",
+            "default_seran_bicubic_x4",
+            "SERAN x4 (the paper's network and size) for the papers' protocol (MATLAB bicubic)",
+            init_from="seran-bicubic-x2",
+        ),
+        Shipped(
+            "sanet-t1t2-kspace-x2",
+            "sanet",
+            2,
+            "kspace-truncate",
+            "default_sanet_t1t2_kspace_x2",
+            "SANet x2 (reduced size) for a T2 acquired with half the matrix, guided by a T1 of "
+            "the same session",
+        ),
+        Shipped(
+            "sanet-t1t2-kspace-x4",
+            "sanet",
+            4,
+            "kspace-truncate",
+            "default_sanet_t1t2_kspace_x4",
+            "SANet x4 (reduced size) for a T2 acquired with a quarter of the matrix, guided by a "
+            "T1 of the same session",
         ),
     )
 }
@@ -82,6 +120,8 @@ PRIORS: dict[str, Shipped] = {
 
 #: scale → the weights ``mrisr upscale`` uses when no checkpoint is given.
 DEFAULTS: dict[int, str] = {2: "edsr-kspace-x2", 4: "edsr-kspace-x4"}
+#: scale → the weights ``mrisr upscale --guide T1`` uses when no checkpoint is given.
+GUIDED_DEFAULTS: dict[int, str] = {2: "sanet-t1t2-kspace-x2", 4: "sanet-t1t2-kspace-x4"}
 
 
 def shipped_path(name: str) -> Path:
@@ -116,24 +156,28 @@ def resolve_checkpoint(spec: str | os.PathLike[str]) -> Path:
     )
 
 
-def default_weights(scale: int | None = None, model: str | None = None) -> str:
-    """The name of the default weights for ``scale`` (×2 when None), optionally of ``model``."""
+def default_weights(
+    scale: int | None = None, model: str | None = None, guided: bool = False
+) -> str:
+    """The name of the default weights for ``scale`` (×2 when None), optionally of ``model``;
+    ``guided``: for a scan with a guide contrast (``--guide``), a multi-contrast model."""
     s = 2 if scale is None else int(scale)
+    table = GUIDED_DEFAULTS if guided else DEFAULTS
     if model is not None:
         names = [n for n, w in SHIPPED.items() if w.model == model and w.scale == s]
-        names.sort(key=lambda n: n != DEFAULTS.get(s))
+        names.sort(key=lambda n: n != table.get(s))
         if not names:
             raise ConfigError(
                 f"no weights ship for model '{model}' at x{s}; pass --checkpoint DIR (train one "
                 "with `mrisr train`)"
             )
         return names[0]
-    if s not in DEFAULTS:
+    if s not in table:
         raise ConfigError(
-            f"no default weights ship for x{s} (shipped: "
-            f"{', '.join(f'x{k}' for k in sorted(DEFAULTS))}); pass --checkpoint DIR"
+            f"no default weights ship for x{s}{' with --guide' if guided else ''} (shipped: "
+            f"{', '.join(f'x{k}' for k in sorted(table))}); pass --checkpoint DIR"
         )
-    return DEFAULTS[s]
+    return table[s]
 
 
 def card(name: str) -> str:
