@@ -19,7 +19,9 @@ Protocol, per scan and scale s (2, 4):
   ``zero-fill`` come from ``mrisr eval --baseline`` on the same LR samples.
 - Leave one scan out: the prior of a case must not have seen its scan. The shipped defaults
   (``edsr-kspace-x2`` / ``-x4``) were trained on FLAIR, MR_Gd and VS-SEG-001 and never saw
-  subject IXI002, so they are the leave-one-out prior of the IXI002 scans; any other case
+  subject IXI002 nor the Colin27 T1 (``ch2``, Debian's ``mricron-data``:
+  ``/usr/share/mricron/templates/ch2.nii.gz``, an average of 27 scans of one subject), so
+  they are the leave-one-out prior of those scans; any other case
   needs ``--prior NAME:SCALE=CKPT`` (a checkpoint trained without it, e.g.
   ``mrisr train default_kspace_x2 data.train=[the other scans]``) and the script refuses a
   case without one.
@@ -40,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 #: The scans the shipped defaults never saw (their training data: FLAIR, MR_Gd, VS-SEG-001).
-HELD_OUT_OF_DEFAULTS = ("IXI002",)
+HELD_OUT_OF_DEFAULTS = ("IXI002", "ch2")
 METHODS = {
     "prior": [],
     "prior + consistency": ["--consistency"],
@@ -89,14 +91,21 @@ def run_case(name: str, scan: Path, scale: int, prior: str | None, a: argparse.N
     w.mkdir(parents=True, exist_ok=True)
     hr = central_slices(scan, w / "hr.nii.gz", a.slices)
     lr = w / "lr.nii.gz"
-    mrisr("degrade", hr, lr, "--method", "kspace-truncate", "--scale", scale, "--overwrite")
+    if not lr.exists():  # --crop: a central crop to a multiple of the scale
+        mrisr("degrade", hr, lr, "--method", "kspace-truncate", "--scale", scale, "--crop")
     ckpt = ["--checkpoint", prior] if prior else ["--scale", scale]
     seconds, preds = {}, {}
     for m, flags in METHODS.items():
         out = w / (m.replace(" + ", "-").replace(" ", "-") + ".nii.gz")
         extra = ["--adapt-steps", a.adapt_steps] if "--adapt" in flags else []
-        seconds[m] = mrisr("upscale", lr, out, *ckpt, *flags, *extra, "--no-progress",
-                           "--overwrite")  # fmt: skip
+        side = Path(f"{out}.json")
+        if out.exists() and side.exists() and side.stat().st_mtime >= lr.stat().st_mtime:
+            # an earlier run of this script (resumable): its time from the sidecar
+            rec = json.loads(side.read_text())
+            seconds[m] = rec["seconds"] + (rec.get("adapt") or {}).get("seconds", 0.0)
+        else:
+            seconds[m] = mrisr("upscale", lr, out, *ckpt, *flags, *extra, "--no-progress",
+                               "--overwrite")  # fmt: skip
         preds[m] = out
     ev = w / "eval.json"
     mrisr(
@@ -159,9 +168,9 @@ def summary(cases: dict) -> dict:
 
 def markdown(cases: dict, summ: dict, a: argparse.Namespace) -> str:
     lines = [
-        f"Adaptation: at most {a.adapt_steps} steps. Slices: "
+        f"Adaptation: at most {a.adapt_steps} steps (this run's cases). Slices: "
         + (f"the {a.slices} central slices of each scan" if a.slices else "whole scans")
-        + ".",
+        + " (merged cases: see their shapes).",
         "",
     ]
     for key, c in cases.items():
@@ -183,10 +192,8 @@ def markdown(cases: dict, summ: dict, a: argparse.Namespace) -> str:
             )
         ad = c.get("adapt") or {}
         if ad:
-            lines += [
-                "",
-                f"Adaptation: {json.dumps({k: ad.get(k) for k in ad if 'loss' in k or k in ('steps', 'stopped', 'seconds')})}",
-            ]  # noqa: E501
+            keep = ("steps", "stopped", "seconds", "loss_first", "loss_last")
+            lines += ["", f"Adaptation: {json.dumps({k: ad.get(k) for k in keep if k in ad})}"]
         lines.append("")
     lines += ["### Over scans (gain over zero-fill)", ""]
     lines += [
@@ -208,7 +215,10 @@ def markdown(cases: dict, summ: dict, a: argparse.Namespace) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--case", action="append", required=True, metavar="NAME=SCAN")
+    ap.add_argument("--case", action="append", default=[], metavar="NAME=SCAN")
+    ap.add_argument(
+        "--merge", nargs="+", type=Path, default=[], help="cases from earlier --json outputs"
+    )
     ap.add_argument("--prior", action="append", default=[], metavar="NAME:SCALE=CKPT")
     ap.add_argument("--scales", type=int, nargs="+", default=[2, 4], choices=(2, 4))
     ap.add_argument("--adapt-steps", type=int, default=200)
@@ -222,6 +232,10 @@ def main() -> None:
         k, v = p.split("=", 1)
         priors[k] = v
     cases: dict = {}
+    for m in a.merge:
+        cases.update(json.loads(m.read_text())["cases"])
+    if not cases and not a.case:
+        sys.exit("give --case NAME=SCAN (or --merge earlier JSON outputs)")
     for c in a.case:
         name, scan = c.split("=", 1)
         for s in a.scales:
