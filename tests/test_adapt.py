@@ -85,3 +85,25 @@ def test_adapt_refuses_what_it_cannot_do_before_any_work(
     res = run_cli("upscale", lr, out, "--adapt", "--adapt-steps", "0", "--no-progress")
     assert res.returncode == 2 and "--adapt-steps" in res.stderr and not out.exists()
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_adapt_runs_at_x4_with_the_models_own_degradation(tmp_path: Path) -> None:
+    """The x4 default adapts too: its k-space x4 degradation (not the recipe's x2 one) makes
+    the pairs (this failed before: the recipe was validated with scale 4 and an x2 step)."""
+    from mrisr.degrade import KspaceTruncate, degrade_volume
+    from mrisr.io import save_volume
+
+    from mrisr.data import demo_scan_path
+
+    demo = load_volume(demo_scan_path())
+    hr = demo.replace(demo.data[:, :, 10:14])
+    lr, _ = degrade_volume(hr, [KspaceTruncate(scale=4)], seed=0)
+    src, out = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    save_volume(lr, src)
+    res = run_cli("upscale", src, out, "--scale", "4", "--adapt", "--adapt-steps", "3",
+                  "--no-progress", "--axis", "2")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    side = json.loads(Path(f"{out}.json").read_text())
+    assert side["scale"] == 4 and side["adapt"]["steps"] == 3
+    assert side["adapt"]["init_from"]["checkpoint"] == "edsr-kspace-x4"
+    assert load_volume(out).shape == hr.shape

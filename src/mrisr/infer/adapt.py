@@ -10,6 +10,7 @@ through-plane training uses (:func:`mrisr.train.per_scan.fit_in_memory`).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,6 +74,8 @@ def adapt(
         f"model.name={ck.name}",
         f"model.init_from={Path(ck.path).resolve()}",
         f"data.scale={ck.scale}",
+        # the model's own degradation (JSON is YAML): validated with the scale, not after it
+        f"data.degradation={json.dumps(list(degradation))}",
         f"data.batch_size={opts.batch}",
         f"data.lr_patch={opts.lr_patch}",
         f"optim.lr={opts.lr}",
