@@ -242,9 +242,17 @@ def volume_consistency(
     "negative_voxels_after"]}`` (relative residuals, computed in float64).
     """
     order = (slice_axis, *in_plane)
-    x = np.transpose(hr, order)
     y = np.transpose(lr, order)
+    # The SR lies on the LR's own grid (SR pixel s·m at LR pixel m); T's block is centred on
+    # the FFT origins, which for an odd LR matrix sit `shift` HR pixels apart from that layout
+    # (sidecar-free geometry: `grid_shift`). Rolling the SR onto T's grid, projecting, and
+    # rolling back keeps the measured low frequencies where the output's affine says they are.
+    shift = grid_shift(np.shape(hr)[in_plane[0]], y.shape[1], np.shape(hr)[in_plane[1]],
+                       y.shape[2], scale)  # fmt: skip
+    x = np.roll(np.transpose(hr, order), shift, axis=(1, 2))
     record = {"residual_before": kspace_residual(x.astype(np.float64), y, scale, keep_mean)}
+    if any(shift):
+        record["grid_shift"] = list(shift)
     if not project:
         return hr, record
     out = np.empty(x.shape, dtype=np.float32)
@@ -254,4 +262,13 @@ def volume_consistency(
         )
     record["residual_after"] = kspace_residual(out.astype(np.float64), y, scale, keep_mean)
     record["negative_voxels_after"] = int(np.count_nonzero(out < 0))  # the clamp is undone
+    out = np.roll(out, (-shift[0], -shift[1]), axis=(1, 2))
     return np.transpose(out, np.argsort(order)), record
+
+
+def grid_shift(n_h: int, m_h: int, n_w: int, m_w: int, scale: int) -> tuple[int, int]:
+    """HR pixels between ``T``'s grid and an SR laid out on the LR's grid, per in-plane axis:
+    ``N//2 − s·(M//2)`` (the centred-FFT origins of the HR and of the LR scaled by ``s``):
+    0 for an even LR matrix, ``s/2`` for an odd one at an even scale (``(s−1)/2`` at an odd
+    scale). ``np.roll(sr, shift)`` puts the SR on ``T``'s grid."""
+    return (n_h // 2 - scale * (m_h // 2), n_w // 2 - scale * (m_w // 2))
