@@ -163,9 +163,9 @@ def test_model_card_numbers_reproduce_on_the_whole_held_out_scan(
     assert s["bicubic"]["psnr"] == pytest.approx(vol["bicubic"]["psnr"], abs=1e-6)
 
 
-# scale, minimum PSNR gain over the better of bicubic / zero-fill on the held-out crop
-# (measured: see the cards' tests and the comments; the bars sit below the measured gains).
-SANET_CASES = [(2, None), (4, None)]
+# scale, minimum PSNR gain over zero-fill (the better baseline) on the held-out slab of the demo
+# crop (measured: x4 +1.29 dB; the card's test on the whole 256x256 slab: +1.37).
+SANET_CASES = [(2, None), (4, 0.8)]
 
 
 @pytest.mark.parametrize(("scale", "margin"), SANET_CASES)
@@ -173,17 +173,26 @@ def test_sanet_with_the_guide_beats_interpolation_on_the_held_out_slab(
     tmp_path: Path, scale: int, margin: float
 ) -> None:
     """`mrisr upscale T2_LR OUT --guide T1` with no checkpoint flag uses the shipped SANet
-    T1 -> T2 for the scale. Re-measured (not read from the card) on the IXI002 T2 test crop
-    (slices 60-65: inside the slab [60, 70) its training never saw) guided by the T1 crop that
-    covers it (the T1 on its own sagittal grid, resampled through the headers)."""
-    data = Path(__file__).parent / "data"
-    hr, t1 = data / "ixi002_t2_crop.nii.gz", data / "ixi002_t1_crop.nii.gz"
-    lr, sr = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    T1 -> T2 for the scale. Re-measured (not read from the card) on T2 slices 60-69 of the
+    demo crop's field of view (inside the slab [60, 70) its training never saw) guided by the
+    T1 of the same session (tests/data/ixi002_t1_on_demo_slab.nii.gz: resampled onto that
+    grid through the headers, as `--guide` does)."""
+    import nibabel as nib
+
+    from mrisr.data import demo_scan_path
+
+    demo = nib.load(demo_scan_path())
+    slab = demo.slicer[:, :, 4:14]
+    slab.set_qform(slab.affine, code=int(demo.header["qform_code"]))
+    slab.set_sform(slab.affine, code=int(demo.header["sform_code"]))
+    hr, lr, sr = tmp_path / "hr.nii.gz", tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    nib.save(slab, hr)
+    t1 = Path(__file__).parent / "data" / "ixi002_t1_on_demo_slab.nii.gz"
     res = run_cli("degrade", hr, lr, "--method", "kspace-truncate", "--scale", scale)
     assert res.returncode == 0, res.stderr
     res = run_cli("upscale", lr, sr, "--guide", t1, "--scale", scale, "--no-progress")
     assert res.returncode == 0, res.stderr
-    side = json.loads((tmp_path / "sr.nii.gz.json").read_text())
+    side = json.loads(Path(f"{sr}.json").read_text())
     assert side["checkpoint"].endswith(f"sanet-t1t2-kspace-x{scale}") and side["guide_sha256"]
     out = tmp_path / "eval.json"
     res = run_cli(
