@@ -142,6 +142,15 @@ def model_card(scale: int, tr: dict, out: Path) -> str:
         f"- {tr['steps']} steps of batch {tr['global_batch']} (LR patches {tr['lr_patch']}²), "
         f"{tr['optim']['name']} lr {tr['optim']['lr']:g}, {tr['sched']['name']} schedule, "
         f"{tr['loss']} loss, EMA {tr['ema_decay']}; weights: {tr['weights']}.",
+        *(
+            [
+                f"- Warm start: {tr['init_from']['tensors_copied']} tensors copied from the "
+                f"x{tr['init_from']['scale']} weights ({tr['init_from']['tensors_new']} new: "
+                f"{', '.join(tr['init_from']['new']) or 'none'})."
+            ]
+            if tr.get("init_from")
+            else []
+        ),
         f"- Wall time {tr['wall_time_s'] / 60:.1f} min on {hw_text} (precision "
         f"{tr['precision']}, world size {tr['world_size']}).",
         "",

@@ -164,8 +164,8 @@ def test_model_card_numbers_reproduce_on_the_whole_held_out_scan(
 
 
 # scale, minimum PSNR gain over zero-fill (the better baseline) on the held-out slab of the demo
-# crop (measured: x4 +1.29 dB; the card's test on the whole 256x256 slab: +1.37).
-SANET_CASES = [(2, None), (4, 0.8)]
+# crop (measured: x2 +0.64 dB, x4 +1.29 dB; the cards' tests, whole 256x256 slab: +0.81, +1.37).
+SANET_CASES = [(2, 0.4), (4, 0.8)]
 
 
 @pytest.mark.parametrize(("scale", "margin"), SANET_CASES)
