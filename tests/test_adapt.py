@@ -90,10 +90,9 @@ def test_adapt_refuses_what_it_cannot_do_before_any_work(
 def test_adapt_runs_at_x4_with_the_models_own_degradation(tmp_path: Path) -> None:
     """The x4 default adapts too: its k-space x4 degradation (not the recipe's x2 one) makes
     the pairs (this failed before: the recipe was validated with scale 4 and an x2 step)."""
+    from mrisr.data import demo_scan_path
     from mrisr.degrade import KspaceTruncate, degrade_volume
     from mrisr.io import save_volume
-
-    from mrisr.data import demo_scan_path
 
     demo = load_volume(demo_scan_path())
     hr = demo.replace(demo.data[:, :, 10:14])
