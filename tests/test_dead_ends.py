@@ -78,10 +78,13 @@ def test_models_json_keeps_the_rows_and_adds_the_shipped_weights() -> None:
     assert isinstance(rows, list) and [r["name"] for r in rows] == list(REGISTRY)
     by = {r["name"]: r for r in rows}
     edsr = by["edsr-baseline"]
-    assert edsr["weights"] == list(SHIPPED)  # the old field, unchanged
-    assert [w["name"] for w in edsr["shipped_weights"]] == list(SHIPPED)
-    assert all(r["shipped_weights"] == [] for n, r in by.items() if n != "edsr-baseline")
-    for w in edsr["shipped_weights"]:
+    per_model = {n: [k for k, w in SHIPPED.items() if w.model == n] for n in by}
+    assert edsr["weights"] == per_model["edsr-baseline"]  # the old field, unchanged
+    assert per_model["seran"] == ["seran-bicubic-x2", "seran-bicubic-x4"]
+    assert per_model["sanet"] == ["sanet-t1t2-kspace-x2", "sanet-t1t2-kspace-x4"]
+    for n, r in by.items():
+        assert [w["name"] for w in r["shipped_weights"]] == per_model[n] == r["weights"]
+    for w in [w for r in rows for w in r["shipped_weights"]]:
         folder = Path(w["path"])
         assert folder == shipped_path(w["name"]) and (folder / "config.json").is_file()
         digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
@@ -94,6 +97,8 @@ def test_models_json_keeps_the_rows_and_adds_the_shipped_weights() -> None:
         assert w["test_psnr"]["bicubic"] == test["bicubic"]["psnr"]
     flags = {w["name"]: w["default"] for w in edsr["shipped_weights"]}
     assert flags == {"edsr-kspace-x2": True, "edsr-kspace-x4": True, "edsr-bicubic-x2": False}
+    guided = {w["name"]: w["default_with_guide"] for w in by["sanet"]["shipped_weights"]}
+    assert guided == {"sanet-t1t2-kspace-x2": True, "sanet-t1t2-kspace-x4": True}
     x2 = edsr["shipped_weights"][0]
     assert x2["test_psnr"]["sr"] == pytest.approx(39.2136, abs=1e-4)
     assert x2["test_psnr"]["zerofill"] == pytest.approx(37.7334, abs=1e-4)
