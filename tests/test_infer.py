@@ -220,8 +220,8 @@ def test_upscale_errors(tmp_path, test_data, tiny_checkpoint) -> None:
         "edsr-kspace-x2",
     )  # fmt: skip
     assert res.returncode == 2 and "not both" in res.stderr
-    res = run_cli("upscale", t2, tmp_path / "a.nii.gz", "--model", "seran")
-    assert res.returncode == 2 and "no weights ship for model 'seran'" in res.stderr
+    res = run_cli("upscale", t2, tmp_path / "a.nii.gz", "--model", "w2amsn")
+    assert res.returncode == 2 and "no weights ship for model 'w2amsn'" in res.stderr
     assert not (tmp_path / "a.nii.gz").exists()
     res = run_cli(
         "upscale", t2, tmp_path / "a.nii.gz", "--checkpoint", tiny_checkpoint, "--scale", "4"

@@ -207,3 +207,15 @@ def test_sanet_with_the_guide_beats_interpolation_on_the_held_out_slab(
     best = max(s["bicubic"]["psnr"], s["zerofill"]["psnr"])
     assert s["sr.nii.gz"]["psnr"] > best + margin, s
     assert s["sr.nii.gz"]["ssim"] > max(s["bicubic"]["ssim"], s["zerofill"]["ssim"]), s
+
+
+def test_guide_refuses_the_ensemble_and_tiling(tmp_path: Path) -> None:
+    """The ensemble and tiling do not transform the guide: with --guide they are refused in
+    one line and nothing is written (rather than a result that mixes flipped contrasts)."""
+    data = Path(__file__).parent / "data"
+    t2, t1 = data / "ixi002_t2_crop.nii.gz", data / "ixi002_t1_crop.nii.gz"
+    for flag in (["--ensemble"], ["--tile", "64"]):
+        out = tmp_path / "sr.nii.gz"
+        res = run_cli("upscale", t2, out, "--guide", t1, *flag, "--no-progress")
+        assert res.returncode == 2 and "--guide works without" in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()
