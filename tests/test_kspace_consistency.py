@@ -89,15 +89,21 @@ def _psnr(sr_path: Path, hr: mrisr.Volume) -> float:
     return float(evaluate_volume(load_volume(sr_path), hr)["volume"]["psnr"])
 
 
-def test_upscale_consistency_option_with_the_shipped_x2_model(test_data, tmp_path) -> None:
-    vol = load_volume(test_data / "flair_iso_crop.nii.gz")
-    hr = vol.replace(np.ascontiguousarray(vol.data[:, :, 16:32]))  # 96×96 in-plane, 16 slices
+def _saved_x2_pair(hr: mrisr.Volume, tmp_path: Path) -> tuple[mrisr.Volume, Path]:
+    """``hr`` saved and read back (the reference as the CLI sees it) and its k-space x2 LR
+    made by `mrisr degrade` (slice axis 2)."""
     hr_path, lr_path = tmp_path / "hr.nii.gz", tmp_path / "lr.nii.gz"
     mrisr.save_volume(hr, hr_path)
     res = run_cli("degrade", hr_path, lr_path, "--method", "kspace-truncate", "--scale", "2",
                   "--axis", "2")  # fmt: skip
     assert res.returncode == 0, res.stderr
-    hr = load_volume(hr_path)
+    return load_volume(hr_path), lr_path
+
+
+def test_upscale_consistency_option_with_the_shipped_x2_model(test_data, tmp_path) -> None:
+    vol = load_volume(test_data / "flair_iso_crop.nii.gz")
+    hr = vol.replace(np.ascontiguousarray(vol.data[:, :, 16:32]))  # 96×96 in-plane, 16 slices
+    hr, lr_path = _saved_x2_pair(hr, tmp_path)
     scores, residuals = {}, {}
     for name, extra in (("plain", []), ("projected", ["--consistency"])):
         out = tmp_path / f"sr_{name}.nii.gz"
@@ -138,12 +144,7 @@ def test_consistency_on_an_odd_matrix_keeps_the_data_where_the_affine_says(tmp_p
 
     demo = load_volume(demo_scan_path())
     hr = demo.replace(np.ascontiguousarray(demo.data[:174, :190, 8:12]))
-    hr_path, lr_path = tmp_path / "hr.nii.gz", tmp_path / "lr.nii.gz"
-    mrisr.save_volume(hr, hr_path)
-    res = run_cli("degrade", hr_path, lr_path, "--method", "kspace-truncate", "--scale", "2",
-                  "--axis", "2")  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    hr = load_volume(hr_path)
+    hr, lr_path = _saved_x2_pair(hr, tmp_path)
     scores = {}
     for name, extra in (("plain", []), ("projected", ["--consistency"])):
         out = tmp_path / f"{name}.nii.gz"
