@@ -99,9 +99,11 @@ def score(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> dict[str, floa
     return {"psnr": round(v["psnr"], 3), "ssim": round(v["ssim"], 4)}
 
 
-def run_case(scan: Path, prior: Path, steps: int, size, figure_store: dict) -> list[dict]:
-    card = load_checkpoint(prior)[1].training
-    seen = card.get("data", {}).get("train", [])
+def run_case(
+    scan: Path, prior: Path, steps: int, size, figure_store: dict, only: list[str] | None = None
+) -> list[dict]:
+    ck = load_checkpoint(prior)[1]
+    seen = ck.training.get("data", {}).get("train", [])
     if scan.name in seen:
         raise SystemExit(f"{prior} was trained on {scan.name}: not a held-out case")
     hr = box(load_volume(scan), size)
@@ -116,6 +118,8 @@ def run_case(scan: Path, prior: Path, steps: int, size, figure_store: dict) -> l
     mask = ref > 0.1 * np.percentile(ref, 99)
     rows = []
     for name, k, profile, ratio in PROTOCOLS:
+        if only and name not in only:
+            continue
         d = float(hr.zooms[2])
         thick = make_degradation("thick-slice", thickness=ratio * k * d, spacing=k * d,
                                  profile=profile)  # fmt: skip
@@ -126,7 +130,8 @@ def run_case(scan: Path, prior: Path, steps: int, size, figure_store: dict) -> l
         a = operator(n, pos, profile, ratio * k)
         y = lr.data
         row: dict = {"scan": scan.name, "protocol": name, "k": k, "acquired_slices": m,
-                     "axis2_relabelled": relabel}  # fmt: skip
+                     "axis2_relabelled": relabel,
+                     "prior": {"sha256": ck.sha256, "train": seen}}  # fmt: skip
         outs: dict[str, np.ndarray] = {}
         for meth, mat in (("nearest", nearest_matrix(n, pos, k)),
                           ("sinc", sinc_matrix(n, pos, k))):  # fmt: skip
@@ -263,13 +268,20 @@ def main() -> None:
     ap.add_argument("--figure", type=Path)
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--shared", type=Path, default=Path(__file__).parents[1] / "../shared/data")
+    ap.add_argument("--protocols", nargs="+", choices=[p[0] for p in PROTOCOLS],
+                    help="run only these protocols (default: all)")  # fmt: skip
+    ap.add_argument("--merge", nargs="+", type=Path, default=[],
+                    help="rows of earlier --json runs to add")  # fmt: skip
     args = ap.parse_args()
     rows: list[dict] = []
+    for prev in args.merge:
+        rows += json.loads(prev.read_text())["rows"]
     store: dict = {}
     t0 = time.perf_counter()
     for case in args.case:
         scan, prior = case.split("=")
-        rows += run_case(Path(scan), Path(prior), args.steps, tuple(args.box), store)
+        rows += run_case(Path(scan), Path(prior), args.steps, tuple(args.box), store,
+                         args.protocols)  # fmt: skip
     result = {"steps": args.steps, "box": list(args.box), "rows": rows}
     if rows:
         print(table(rows))

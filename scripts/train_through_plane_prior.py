@@ -23,8 +23,10 @@ import numpy as np
 import torch
 
 
-def load_scans(paths: list[str]) -> list[np.ndarray]:
-    """Each scan's in-plane slices [K, H, W] (its square-pixel plane), scaled by its p99.5."""
+def load_scans(paths: list[str], planes: str = "square") -> list[np.ndarray]:
+    """Each scan's slices [K, H, W], scaled by its p99.5: its square-pixel plane, or with
+    ``planes="all"`` every plane whose pixels are square within 5 % (an isotropic scan gives
+    three stacks, one per orientation)."""
     from mrisr.data.through_plane_pairs import in_plane_slices
     from mrisr.io import load_volume
     from mrisr.io.geometry import choose_plane
@@ -32,9 +34,14 @@ def load_scans(paths: list[str]) -> list[np.ndarray]:
     out = []
     for p in paths:
         v = load_volume(p)
-        plane = choose_plane(v.zooms, v.shape)
-        x = v.data / (float(np.percentile(v.data, 99.5)) or 1.0)
-        out.append(np.ascontiguousarray(in_plane_slices(x.astype(np.float32), plane.slice_axis)))
+        x = (v.data / (float(np.percentile(v.data, 99.5)) or 1.0)).astype(np.float32)
+        axes = [choose_plane(v.zooms, v.shape).slice_axis]
+        if planes == "all" and x.ndim == 3 and min(x.shape) > 64:
+            z = v.zooms
+            axes = [a for a in range(3) if max(z[b] for b in range(3) if b != a)
+                    / min(z[b] for b in range(3) if b != a) <= 1.05]  # fmt: skip
+        for a in axes:
+            out.append(np.ascontiguousarray(in_plane_slices(x, a)))
     return out
 
 
@@ -56,7 +63,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--planes", choices=["square", "all"], default="all")
+    ap.add_argument("--gamma", type=float, default=0.4, help="gamma spread (0: off)")
+    ap.add_argument("--blocks", type=int, default=None)
+    ap.add_argument("--feats", type=int, default=None)
+    ap.add_argument("--unshuffle", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from mrisr.checkpoint import save_checkpoint
     from mrisr.data.through_plane_pairs import batch, signal_slices
@@ -64,9 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     from mrisr.provenance import file_sha256
 
     torch.manual_seed(args.seed)
-    scans = load_scans(args.scans)
+    scans = load_scans(args.scans, args.planes)
     keeps = [signal_slices(s) for s in scans]
-    net = build_model("throughplane-resnet", 1)
+    arch = {k: v for k, v in (("n_blocks", args.blocks), ("n_feats", args.feats),
+                              ("unshuffle", args.unshuffle)) if v is not None}  # fmt: skip
+    net = build_model("throughplane-resnet", 1, **arch)
+    print(f"{len(scans)} stacks; {sum(p.numel() for p in net.parameters())} parameters")
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=args.lr / 10)
     args.run_dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     while step < args.steps:
         rng = np.random.default_rng(np.random.SeedSequence([args.seed, step, 1]))
         i = int(rng.integers(len(scans)))
-        x, y = batch(scans[i], protocol(rng), args.batch, args.patch, args.seed, step, keeps[i])
+        x, y = batch(
+            scans[i], protocol(rng), args.batch, args.patch, args.seed, step, keeps[i], args.gamma
+        )
         loss = torch.nn.functional.l1_loss(net(torch.from_numpy(x)), torch.from_numpy(y))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -112,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed, "final_loss": float(np.mean(losses[-100:])),
     }  # fmt: skip
     save_checkpoint(
-        net.eval(), "throughplane-resnet", init_args("throughplane-resnet", 1), args.out,
+        net.eval(), "throughplane-resnet", init_args("throughplane-resnet", 1, **arch), args.out,
         training=card, overwrite=True,
     )  # fmt: skip
     print(f"wrote {args.out}")

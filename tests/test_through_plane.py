@@ -183,3 +183,56 @@ def test_voxel_option_resamples_the_slice_axis_over_the_same_field_of_view() -> 
     assert np.abs(coarse.data[..., 10] - mid).mean() < 0.05 * np.abs(mid).mean()
     with pytest.raises(ConfigError, match="--voxel"):
         restore(lr, ThroughPlaneOptions(steps=0, progress=False, axis=2, voxel_mm=-1.0))
+
+
+@pytest.mark.parametrize("shape", [(37, 50), (48, 48), (21, 9)])
+def test_unshuffled_network_keeps_any_size_and_starts_as_the_identity(shape) -> None:
+    """The prior's network runs its body on 2 × 2 pixel blocks: any image size (odd ones are
+    padded and cropped back) comes out the same size; untrained, it returns its input exactly
+    (the B-spline baseline), and a pixel's output depends on its block neighbours only through
+    the body (a change far away leaves it untouched)."""
+    import torch
+
+    from mrisr.models.registry import build_model, count_parameters
+
+    torch.manual_seed(0)
+    net = build_model("throughplane-resnet", 1, n_blocks=2, n_feats=8, unshuffle=2).eval()
+    x = torch.rand(2, 1, *shape)
+    with torch.no_grad():
+        np.testing.assert_array_equal(net(x).numpy(), x.numpy())
+        for p in net.tail.parameters():
+            p.normal_(0, 0.1)
+        y = net(x)
+        assert y.shape == x.shape and not torch.equal(y, x)
+        x2 = x.clone()
+        x2[..., -1, -1] += 1.0  # the receptive field of 2 blocks of 3x3 at half size: 12 px
+        y2 = net(x2)
+        assert torch.equal(y2[..., : max(shape[0] - 14, 0), : max(shape[1] - 14, 0)],
+                           y[..., : max(shape[0] - 14, 0), : max(shape[1] - 14, 0)])  # fmt: skip
+    assert count_parameters(build_model("throughplane-resnet", 1)) == 1186372
+    with pytest.raises(ValueError, match="unshuffle"):
+        build_model("throughplane-resnet", 1, unshuffle=3)
+
+
+def test_a_checkpoint_from_before_the_block_body_still_loads(tmp_path: Path) -> None:
+    """Checkpoints written before ``unshuffle`` existed store no such argument; they load as
+    the full-resolution network they were (the preset's new default would not fit them)."""
+    import torch
+
+    from mrisr.checkpoint import load_checkpoint, save_checkpoint
+    from mrisr.models.registry import build_model
+
+    torch.manual_seed(1)
+    old = build_model("throughplane-resnet", 1, n_blocks=2, n_feats=8, unshuffle=1)
+    for p in old.tail.parameters():
+        torch.nn.init.normal_(p, 0, 0.1)
+    save_checkpoint(old, "throughplane-resnet", {"scale": 1, "n_blocks": 2, "n_feats": 8,
+                                                 "unshuffle": 1}, tmp_path / "old")  # fmt: skip
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    del cfg["init_args"]["unshuffle"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    net, ck = load_checkpoint(tmp_path / "old")
+    assert ck.init_args["unshuffle"] == 1 and net.unshuffle == 1
+    x = torch.rand(1, 1, 20, 17)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), old.eval()(x))

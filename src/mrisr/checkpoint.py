@@ -43,7 +43,7 @@ from mrisr import __version__
 from mrisr.errors import ConfigError, InputError, OutputError
 from mrisr.io.atomic import _json_default
 from mrisr.model_guard import _build, _few, _is_int, _shape_error, _shapes, check_init_args
-from mrisr.models.registry import count_parameters
+from mrisr.models.registry import count_parameters, get_spec
 from mrisr.models.registry import init_args as complete_init_args
 from mrisr.normalisation import Normalisation
 from mrisr.provenance import file_sha256
@@ -219,6 +219,11 @@ def read_config(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
         Normalisation.from_dict(config.get("normalisation", {}))
     except (ConfigError, TypeError) as e:
         raise InputError(f"'{p / CONFIG}' has a bad normalisation: {e}") from None
+    try:  # arguments added to a preset after a checkpoint was written: the value it was built with
+        legacy = get_spec(config["model"]).legacy
+    except ConfigError:
+        legacy = {}  # an unknown model is refused with its own message where it is built
+    config["init_args"] = {**legacy, **config["init_args"]}
     return p, config
 
 

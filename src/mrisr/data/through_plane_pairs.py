@@ -70,12 +70,16 @@ def draw_pair(
     rng: np.random.Generator,
     keep: np.ndarray | None = None,
     tries: int = 4,
+    gamma: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One ``(input, target)`` patch pair, ``patch × patch`` (smaller if the slice is): a slice
     (among ``keep``), an in-plane axis, flips, then the window with the most gradient energy of
-    ``tries`` random ones."""
+    ``tries`` random ones. ``gamma > 0`` raises the slice to a random power, log-uniform in
+    ``[1/(1+gamma), 1+gamma]``, before it is degraded (contrast shifts, for a prior)."""
     idx = rng.choice(keep) if keep is not None and len(keep) else rng.integers(slices.shape[0])
     img = np.asarray(slices[idx], dtype=np.float32)
+    if gamma > 0:
+        img = np.clip(img, 0, None) ** np.float32(np.exp(rng.uniform(-1, 1) * np.log1p(gamma)))
     if rng.random() < 0.5:  # either in-plane axis plays the slice direction
         img = img.T
     if rng.random() < 0.5:
@@ -112,11 +116,12 @@ def batch(
     seed: int,
     step: int,
     keep: np.ndarray | None = None,
+    gamma: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Batch ``step`` of the pair stream: ``[size, 1, p, p]`` inputs and targets, reproducible
     from ``(seed, step)`` (a resumed run draws the same batches)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, step]))
-    pairs = [draw_pair(slices, model, patch, rng, keep) for _ in range(size)]
+    pairs = [draw_pair(slices, model, patch, rng, keep, gamma=gamma) for _ in range(size)]
     h = min(p[0].shape[0] for p in pairs)
     w = min(p[0].shape[1] for p in pairs)
     x = np.stack([p[0][:h, :w] for p in pairs])[:, None]

@@ -4,7 +4,7 @@ The parameter count of every zoo preset at every scale, valid for the model code
 fingerprint (:func:`mrisr.models.counts.fingerprint`) is ``FINGERPRINT``.
 """
 
-FINGERPRINT = "bfa59301c54ae7f587980609183b319008a8bf52445db01a73005e4a13971441"
+FINGERPRINT = "cc2b9323a21b3b892a27685c4dc64806b614150b2cac1175e16297fc371ad5e1"
 
 COUNTS: dict[str, dict[int, int | None]] = {
     "edsr-baseline": {2: 1367553, 3: 1552193, 4: 1515265, 8: 1662977},
@@ -33,5 +33,5 @@ COUNTS: dict[str, dict[int, int | None]] = {
     "sanet-ab2": {2: 3124078, 4: 3271790},
     "sanet-ab3": {2: 6100380, 4: 6248092},
     "sanet-ab4": {2: 6542813, 4: 6690525},
-    "throughplane-resnet": {1: 148577},
+    "throughplane-resnet": {1: 1186372},
 }

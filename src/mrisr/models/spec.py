@@ -30,6 +30,8 @@ class ModelSpec:
             that upsampling inside ``forward``, so every model takes the LR image.
         paper: short citation.
         description: one line for ``mrisr models``.
+        legacy: arguments added to the preset after checkpoints of it were written, with the
+            value those checkpoints were built with (they do not store them).
     """
 
     name: str
@@ -41,6 +43,7 @@ class ModelSpec:
     needs_guide: bool = False
     paper: str = ""
     description: str = ""
+    legacy: dict[str, Any] = field(default_factory=dict)
 
     def cls(self) -> type:
         module, _, attr = self.target.partition(":")

@@ -20,20 +20,37 @@ from mrisr.models.blocks import ResBlock, conv, reject_guide
 
 
 class ThroughPlaneNet(nn.Module):
-    """``x [B, 1, H, W]`` (B-spline along H) → ``x + body(x)``; ``scale`` must be 1."""
+    """``x [B, 1, H, W]`` (B-spline along H) → ``x + body(x)``; ``scale`` must be 1.
 
-    def __init__(self, scale: int = 1, n_blocks: int = 8, n_feats: int = 32) -> None:
+    ``unshuffle = 2`` runs the body on 2 × 2 blocks of pixels (space-to-depth, as FFDNet does):
+    four times the features and twice the receptive field for the cost of the full-resolution
+    body; odd sizes are reflect-padded and cropped back."""
+
+    def __init__(
+        self, scale: int = 1, n_blocks: int = 8, n_feats: int = 32, unshuffle: int = 1
+    ) -> None:
         super().__init__()
         if scale != 1:
             raise ValueError("ThroughPlaneNet works on the output grid: scale must be 1")
-        self.scale = 1
-        self.head = conv(1, n_feats)
+        if unshuffle not in (1, 2):
+            raise ValueError(f"unshuffle must be 1 or 2, got {unshuffle}")
+        self.scale, self.unshuffle = 1, unshuffle
+        c = unshuffle * unshuffle
+        self.head = conv(c, n_feats)
         self.body = nn.Sequential(*[ResBlock(n_feats, res_scale=0.1) for _ in range(n_blocks)])
-        self.tail = conv(n_feats, 1)
+        self.tail = conv(n_feats, c)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         reject_guide("ThroughPlaneNet", guide)
-        f = self.head(x)
-        return x + self.tail(self.body(f) + f)
+        u = self.unshuffle
+        if u == 1:
+            f = self.head(x)
+            return x + self.tail(self.body(f) + f)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % u, (-w) % u
+        xp = nn.functional.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+        f = self.head(nn.functional.pixel_unshuffle(xp, u))
+        r = nn.functional.pixel_shuffle(self.tail(self.body(f) + f), u)
+        return x + r[..., :h, :w]

@@ -201,11 +201,12 @@ register(
         name="throughplane-resnet",
         target="mrisr.models.throughplane:ThroughPlaneNet",
         scales=(1,),
-        defaults={"n_blocks": 8, "n_feats": 32},
+        defaults={"n_blocks": 16, "n_feats": 64, "unshuffle": 2},
         paper_params={1: None},
         param_status="n/a",
         paper="mrisr (after Zhao et al., SMORE, IEEE TMI 2021; Remedios et al., ECLARE 2023)",
         description="refines the B-spline interpolation of thick slices along one axis, "
         "trained per scan on its own in-plane detail",
+        legacy={"unshuffle": 1},  # checkpoints from before the 2 x 2 block body
     )
 )
