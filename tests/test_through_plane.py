@@ -236,3 +236,28 @@ def test_a_checkpoint_from_before_the_block_body_still_loads(tmp_path: Path) -> 
     x = torch.rand(1, 1, 20, 17)
     with torch.no_grad():
         torch.testing.assert_close(net(x), old.eval()(x))
+
+
+def test_per_scan_training_fine_tunes_the_checkpoints_own_network(tmp_path: Path) -> None:
+    """A start checkpoint whose size is not the preset's (an older, smaller prior) is trained
+    as the network it holds, not refused for not fitting the preset; with no checkpoint and
+    no steps the B-spline comes back without a network or a warning."""
+    import torch
+
+    from mrisr.checkpoint import load_checkpoint, save_checkpoint
+    from mrisr.models.registry import build_model
+
+    torch.manual_seed(0)
+    small = build_model("throughplane-resnet", 1, n_blocks=1, n_feats=8, unshuffle=1)
+    args = {"scale": 1, "n_blocks": 1, "n_feats": 8, "unshuffle": 1}
+    save_checkpoint(small, "throughplane-resnet", args, tmp_path / "small")
+    lr = _oblique_thick_slice_scan()[1]
+    opts = ThroughPlaneOptions(steps=3, progress=False, axis=2, run_dir=tmp_path / "run")
+    _, rec = restore(lr, opts, tmp_path / "small")
+    assert rec["through_plane"]["training"]["steps"] == 3
+    net, ck = load_checkpoint(tmp_path / "run" / "final")
+    assert {k: ck.init_args[k] for k in args} == args
+    _, rec0 = restore(lr, ThroughPlaneOptions(steps=0, progress=False, axis=2), None)
+    assert rec0["through_plane"]["self_check"] == {
+        "used": "bspline", "why": "no checkpoint and no training"
+    }  # fmt: skip
