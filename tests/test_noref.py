@@ -229,8 +229,12 @@ def test_niqe_volume_per_slice_and_pooled(test_data, model) -> None:
     # one window per volume: raw units do not matter
     r10 = noref.niqe_volume(data * 10.0 + 3.0, 2, model)
     assert r10["volume"]["niqe"] == pytest.approx(v["niqe"], abs=1e-4)
-    with pytest.raises(InputError):
-        noref.niqe_volume(np.zeros((40, 40, 3)), 2, model)
+    with pytest.raises(InputError, match="mostly background"):
+        noref.niqe_volume(np.zeros((70, 70, 3)), 2, model)
+    # too small for two patches: said so, not blamed on the background
+    small = np.random.default_rng(0).random((58, 30, 4)) * 100
+    with pytest.raises(InputError, match="58×30 voxels hold fewer than 2 32×32"):
+        noref.niqe_volume(small, 2, model)
 
 
 def test_mscn_histograms_and_plot(tmp_path, slices) -> None:

@@ -46,9 +46,9 @@ def niqe_volume(
         x = to_byte_scale(v[i], win)
         f, _ = niqe_features(x, model.patch_size, None, model.foreground, model.min_foreground)
         if len(f) < 2:
-            skipped.append(
-                {"index": i, "reason": f"{len(f)} usable patches (2 needed): mostly background"}
-            )
+            room = (v.shape[1] // model.patch_size) * (v.shape[2] // model.patch_size)
+            why = "mostly background" if room >= 2 else f"a {v.shape[1]}×{v.shape[2]} image"
+            skipped.append({"index": i, "reason": f"{len(f)} usable patches (2 needed): {why}"})
             continue
         b = brisque_features(x, None, model.foreground)
         pooled.append(f)
@@ -63,8 +63,14 @@ def niqe_volume(
             }
         )
     if not slices:
+        p = model.patch_size
+        if (v.shape[1] // p) * (v.shape[2] // p) < 2:
+            raise InputError(
+                f"slices of {v.shape[1]}×{v.shape[2]} voxels hold fewer than 2 {p}×{p} NIQE "
+                "patches; NIQE cannot score images this small (use another axis or a larger scan)"
+            )
         raise InputError(
-            f"no slice has 2 usable {model.patch_size}×{model.patch_size} patches (at least "
+            f"no slice has 2 usable {p}×{p} patches (at least "
             f"{model.min_foreground:.0%} foreground each); is the volume mostly background?"
         )
     allf, bm = np.concatenate(pooled), np.mean(brisque, axis=0)
