@@ -102,8 +102,8 @@ def score(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> dict[str, floa
 def run_case(
     scan: Path, prior: Path, steps: int, size, figure_store: dict, only: list[str] | None = None
 ) -> list[dict]:
-    ck = load_checkpoint(prior)[1]
-    seen = ck.training.get("data", {}).get("train", [])
+    prior_ck = load_checkpoint(prior)[1]
+    seen = prior_ck.training.get("data", {}).get("train", [])
     if scan.name in seen:
         raise SystemExit(f"{prior} was trained on {scan.name}: not a held-out case")
     hr = box(load_volume(scan), size)
@@ -131,7 +131,7 @@ def run_case(
         y = lr.data
         row: dict = {"scan": scan.name, "protocol": name, "k": k, "acquired_slices": m,
                      "axis2_relabelled": relabel,
-                     "prior": {"sha256": ck.sha256, "train": seen}}  # fmt: skip
+                     "prior": {"sha256": prior_ck.sha256, "train": seen}}  # fmt: skip
         outs: dict[str, np.ndarray] = {}
         for meth, mat in (("nearest", nearest_matrix(n, pos, k)),
                           ("sinc", sinc_matrix(n, pos, k))):  # fmt: skip
