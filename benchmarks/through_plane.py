@@ -131,7 +131,7 @@ def run_case(
         y = lr.data
         row: dict = {"scan": scan.name, "protocol": name, "k": k, "acquired_slices": m,
                      "axis2_relabelled": relabel,
-                     "prior": {"sha256": prior_ck.sha256, "train": seen}}  # fmt: skip
+                     "prior_checkpoint": {"sha256": prior_ck.sha256, "train": seen}}  # fmt: skip
         outs: dict[str, np.ndarray] = {}
         for meth, mat in (("nearest", nearest_matrix(n, pos, k)),
                           ("sinc", sinc_matrix(n, pos, k))):  # fmt: skip

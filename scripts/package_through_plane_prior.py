@@ -132,10 +132,14 @@ def main() -> None:
     seen = set(ck.training["data"]["train"])
     scans = sorted({r["scan"] for r in rows})
     for r in rows:  # each row: a scan its prior (this one, or a leave-one-out twin) never saw
-        p = r.get("prior", {"sha256": ck.sha256, "train": sorted(seen)})
+        p = r.get("prior_checkpoint", {"sha256": ck.sha256, "train": sorted(seen)})
         if r["scan"] in p["train"]:
             raise SystemExit(f"{r['scan']} was in the training data of its prior: not held out")
-    own = [r["scan"] for r in rows if r.get("prior", {}).get("sha256", ck.sha256) == ck.sha256]
+    own = [
+        r["scan"]
+        for r in rows
+        if r.get("prior_checkpoint", {}).get("sha256", ck.sha256) == ck.sha256
+    ]
     training = dict(ck.training)
     protocols = summarise(rows)
     k4 = protocols.get("k4 rect", next(iter(protocols.values())))

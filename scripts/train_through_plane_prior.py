@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                       "profiles": ["rect", "gaussian"]},
         "steps": step, "batch": args.batch, "patch": args.patch, "lr": args.lr,
         "seed": args.seed, "final_loss": float(np.mean(losses[-100:])),
+        "planes": args.planes, "stacks": len(scans), "gamma_spread": args.gamma,
     }  # fmt: skip
     save_checkpoint(
         net.eval(), "throughplane-resnet", init_args("throughplane-resnet", 1, **arch), args.out,

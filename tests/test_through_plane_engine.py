@@ -128,7 +128,7 @@ def test_shipped_prior_loads_is_the_default_start_and_helps_on_a_held_out_scan(
     """`throughplane-prior` ships with its card, starts `upscale --through-plane` by default
     (sidecar: its path and sha256), was not trained on FLAIR, and alone (`--steps 0`) beats
     the B-spline on the FLAIR crop at k = 4 (re-measured here, not read from the card:
-    +0.19 dB on the benchmark's FLAIR box, about +0.2 dB on this crop)."""
+    +0.49 dB on the benchmark's FLAIR box)."""
     from mrisr.infer.through_plane import ThroughPlaneOptions, restore
     from mrisr.metrics.scores import evaluate_volume
     from mrisr.weights import PRIORS, shipped_path
