@@ -332,7 +332,7 @@ def test_cli_no_reference_leaves_no_partial_output(tmp_path, test_data) -> None:
     blank = tmp_path / "blank.nii.gz"
     import nibabel as nib
 
-    data = np.zeros((40, 40, 3), np.float32)
+    data = np.zeros((70, 70, 3), np.float32)  # room for 4 patches, none of them tissue
     data[5, 5, 1] = 1.0  # not all-zero (load_volume refuses that), but no tissue
     nib.save(nib.Nifti1Image(data, np.eye(4)), blank)
     res = run_cli("eval", "--no-reference", t2, blank, "-o", out, "--mscn-plot", png)

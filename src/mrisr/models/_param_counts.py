@@ -4,7 +4,7 @@ The parameter count of every zoo preset at every scale, valid for the model code
 fingerprint (:func:`mrisr.models.counts.fingerprint`) is ``FINGERPRINT``.
 """
 
-FINGERPRINT = "cc2b9323a21b3b892a27685c4dc64806b614150b2cac1175e16297fc371ad5e1"
+FINGERPRINT = "2188ab8a59c26f3d2ae770e33af68786af6ba6b9f496c33315eeeca328b12f1c"
 
 COUNTS: dict[str, dict[int, int | None]] = {
     "edsr-baseline": {2: 1367553, 3: 1552193, 4: 1515265, 8: 1662977},
