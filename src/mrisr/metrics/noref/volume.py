@@ -42,11 +42,12 @@ def niqe_volume(
     v = np.moveaxis(v, axis % 3, 0)
     win = _window_of(v, window)
     slices, skipped, pooled, brisque = [], [], [], []
+    p = model.patch_size
+    room = (v.shape[1] // p) * (v.shape[2] // p)  # patches a slice of this size can hold
     for i in range(v.shape[0]):
         x = to_byte_scale(v[i], win)
         f, _ = niqe_features(x, model.patch_size, None, model.foreground, model.min_foreground)
         if len(f) < 2:
-            room = (v.shape[1] // model.patch_size) * (v.shape[2] // model.patch_size)
             why = "mostly background" if room >= 2 else f"a {v.shape[1]}×{v.shape[2]} image"
             skipped.append({"index": i, "reason": f"{len(f)} usable patches (2 needed): {why}"})
             continue
@@ -63,8 +64,7 @@ def niqe_volume(
             }
         )
     if not slices:
-        p = model.patch_size
-        if (v.shape[1] // p) * (v.shape[2] // p) < 2:
+        if room < 2:
             raise InputError(
                 f"slices of {v.shape[1]}×{v.shape[2]} voxels hold fewer than 2 {p}×{p} NIQE "
                 "patches; NIQE cannot score images this small (use another axis or a larger scan)"
