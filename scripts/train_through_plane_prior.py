@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--feats", type=int, default=None)
     ap.add_argument("--unshuffle", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--init", type=Path, default=None,
+        help="start from this mrisr checkpoint's weights (its architecture; a fresh optimiser "
+        "and schedule): a warm restart that continues an exported prior",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,7 +88,19 @@ def main(argv: list[str] | None = None) -> None:
     keeps = [signal_slices(s) for s in scans]
     arch = {k: v for k, v in (("n_blocks", args.blocks), ("n_feats", args.feats),
                               ("unshuffle", args.unshuffle)) if v is not None}  # fmt: skip
+    init_card: dict = {}
+    if args.init is not None:
+        from mrisr.checkpoint import load_checkpoint, read_config
+
+        cfg = read_config(args.init)[1]
+        arch = {k: v for k, v in cfg["init_args"].items() if k != "scale"}
+        init_card = {"checkpoint": args.init.name,
+                     "sha256": file_sha256(args.init / "model.safetensors"),
+                     "steps": int(cfg.get("training", {}).get("steps", 0))}  # fmt: skip
     net = build_model("throughplane-resnet", 1, **arch)
+    if args.init is not None and not (args.run_dir / "state.pt").exists():
+        net.load_state_dict(load_checkpoint(args.init)[0].state_dict())
+        print(f"warm start from {args.init} ({init_card['steps']} steps)")
     print(f"{len(scans)} stacks; {sum(p.numel() for p in net.parameters())} parameters")
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=args.lr / 10)
@@ -128,10 +145,13 @@ def main(argv: list[str] | None = None) -> None:
                  "sha256": {Path(p).name: file_sha256(Path(p)) for p in args.scans}},
         "protocols": {"k": [2.0, 6.0], "fwhm_over_spacing": [0.8, 1.2],
                       "profiles": ["rect", "gaussian"]},
-        "steps": step, "batch": args.batch, "patch": args.patch, "lr": args.lr,
-        "seed": args.seed, "final_loss": float(np.mean(losses[-100:])),
+        "steps": step + init_card.get("steps", 0), "batch": args.batch, "patch": args.patch,
+        "lr": args.lr,
+        "seed": args.seed, "final_loss": float(np.mean(losses[-100:])) if losses else None,
         "planes": args.planes, "stacks": len(scans), "gamma_spread": args.gamma,
     }  # fmt: skip
+    if init_card:
+        card["warm_start"] = {**init_card, "then_steps": step}
     save_checkpoint(
         net.eval(), "throughplane-resnet", init_args("throughplane-resnet", 1, **arch), args.out,
         training=card, overwrite=True,
