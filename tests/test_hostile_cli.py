@@ -159,6 +159,7 @@ VALUES = {
     "fwhm-inf": ([*DEG, "-m", "gaussian", "--fwhm-mm", "inf"], ["fwhm_mm", "finite"]),
     "thickness-nan": ([*DEG, "-m", "thick-slice", "--thickness", "nan"], ["thickness"]),
     "spacing-inf": ([*DEG, "-m", "thick-slice", "--spacing", "inf"], ["spacing"]),
+    "thick-slice-scale": ([*DEG, "-m", "thick-slice", "-s", "2"], ["--scale", "--thickness"]),
     "fermi-radius-nan": ([*DEG, "-m", "kspace-zerofill", "--fermi-radius", "nan"], ["radius"]),
     "fermi-width-inf": ([*DEG, "-m", "kspace-zerofill", "--fermi-width", "inf"], ["width"]),
     "max-memory-0": ([*UP, "--max-memory", "0"], ["--max-memory", "> 0"]),

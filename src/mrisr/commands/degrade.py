@@ -18,6 +18,11 @@ def method_fields(method: str, scale: int | None, *, kernel: Path | None, **o: A
         raise ConfigError("--method kernel needs --kernel K.npy (made by mrisr learn-kernel)")
     if kernel is not None and method != "kernel":
         raise ConfigError(f"--kernel is for --method kernel, not {method}")
+    if method == "thick-slice" and scale is not None:  # it would be ignored: say so
+        raise ConfigError(
+            "--scale is an in-plane factor; thick-slice takes --thickness MM and --spacing MM "
+            "(e.g. 4 mm slices from a 1 mm scan: --thickness 4)"
+        )
     given_scale, scale = scale, 2 if scale is None else scale
     return {
         "kernel": {"kernel": str(kernel), "scale": given_scale},
