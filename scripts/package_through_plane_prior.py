@@ -69,8 +69,16 @@ def card(training: dict, size_mb: float, n_params: int, arch: dict) -> str:
         "## Training",
         "",
         f"- Script: `{training['recipe']}`; {training['steps']} steps of batch "
-        f"{training['batch']} (patches {training['patch']}²), Adam lr {training['lr']}, "
-        "cosine schedule, L1.",
+        f"{training['batch']} (patches {training['patch']}²), "
+        + (
+            f"in two runs: {ws['steps']} steps"
+            + (f" at Adam lr {ws['lr']}" if ws.get("lr") else "")
+            + ", then a warm restart (`--init`) of "
+            f"{ws['then_steps']} steps at Adam lr {training['lr']}, "
+            if (ws := training.get("warm_start"))
+            else f"Adam lr {training['lr']}, "
+        )
+        + "cosine schedule, L1.",
         "- Data: "
         + ", ".join(f"{s} ({LICENCES.get(s, 'see ../shared/data')})" for s in d)
         + f"; {planes}."

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         arch = {k: v for k, v in cfg["init_args"].items() if k != "scale"}
         init_card = {"checkpoint": args.init.name,
                      "sha256": file_sha256(args.init / "model.safetensors"),
-                     "steps": int(cfg.get("training", {}).get("steps", 0))}  # fmt: skip
+                     "steps": int(cfg.get("training", {}).get("steps", 0)),
+                     "lr": cfg.get("training", {}).get("lr")}  # fmt: skip
     net = build_model("throughplane-resnet", 1, **arch)
     if args.init is not None and not (args.run_dir / "state.pt").exists():
         net.load_state_dict(load_checkpoint(args.init)[0].state_dict())
