@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--unshuffle", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument(
+        "--bf16", action="store_true",
+        help="bfloat16 autocast (fp32 weights and loss): ~2x faster on CPUs with AVX512-BF16 "
+        "or AMX, much slower on CPUs without",
+    )  # fmt: skip
+    ap.add_argument(
         "--init", type=Path, default=None,
         help="start from this mrisr checkpoint's weights (its architecture; a fresh optimiser "
         "and schedule): a warm restart that continues an exported prior",
@@ -115,6 +120,9 @@ def main(argv: list[str] | None = None) -> None:
         sched.load_state_dict(st["sched"])
         step, losses = int(st["step"]), list(st["losses"])
         print(f"resumed at step {step}")
+        if sched.T_max != args.steps:  # a longer (shorter) run: the cosine reaches its floor then
+            print(f"schedule: {sched.T_max} -> {args.steps} steps")
+            sched.T_max = args.steps
     t0 = time.time()
     net.train()
     while step < args.steps:
@@ -123,7 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         x, y = batch(
             scans[i], protocol(rng), args.batch, args.patch, args.seed, step, keeps[i], args.gamma
         )
-        loss = torch.nn.functional.l1_loss(net(torch.from_numpy(x)), torch.from_numpy(y))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            pred = net(torch.from_numpy(x))
+        loss = torch.nn.functional.l1_loss(pred.float(), torch.from_numpy(y))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -150,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         "lr": args.lr,
         "seed": args.seed, "final_loss": float(np.mean(losses[-100:])) if losses else None,
         "planes": args.planes, "stacks": len(scans), "gamma_spread": args.gamma,
+        "precision": "bf16-mixed" if args.bf16 else "32",
     }  # fmt: skip
     if init_card:
         card["warm_start"] = {**init_card, "then_steps": step}

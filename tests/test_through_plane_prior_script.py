@@ -60,11 +60,18 @@ def test_export_then_warm_start_continues_the_same_network(tmp_path, scan) -> No
     sha = json.loads((first / "config.json").read_text())["sha256"]
     assert ck2.training["warm_start"]["sha256"] == sha
 
-    # two more steps: the weights move and the card adds the steps up
+    # two more steps (bfloat16 autocast): the weights move and the card adds the steps up
     more = tmp_path / "more"
     mod.main([*common, "--run-dir", str(tmp_path / "r3"), "--out", str(more), "--steps", "2",
-              "--init", str(first)])  # fmt: skip
+              "--init", str(first), "--bf16"])  # fmt: skip
     net3, ck3 = load_checkpoint(more)
     assert ck3.training["steps"] == 5 and ck3.training["warm_start"]["then_steps"] == 2
+    assert ck3.training["precision"] == "bf16-mixed" and ck1.training["precision"] == "32"
+    # the same run resumed with a longer budget: its schedule stretches to the new end
+    mod.main([*common, "--run-dir", str(tmp_path / "r3"), "--out", str(more), "--steps", "4",
+              "--init", str(first), "--bf16"])  # fmt: skip
+    st = torch.load(tmp_path / "r3" / "state.pt", weights_only=True)
+    assert st["step"] == 4 and st["sched"]["T_max"] == 4
+    assert load_checkpoint(more)[1].training["warm_start"]["then_steps"] == 4
     pairs = zip(net1.state_dict().values(), net3.state_dict().values(), strict=True)
     assert any(not torch.equal(a, b) for a, b in pairs)
