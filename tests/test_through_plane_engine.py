@@ -154,3 +154,19 @@ def test_shipped_prior_loads_is_the_default_start_and_helps_on_a_held_out_scan(
     assert evaluate_volume(prior, hr)["volume"]["psnr"] > base + 0.3  # measured +0.39
     res = run_cli("models")
     assert "throughplane-prior" in res.stdout and "k=4 rect" in res.stdout
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bfloat16(monkeypatch) -> None:
+    import torch
+
+    from mrisr.train.per_scan import precision
+
+    assert precision("32", "cpu") == "32" and precision("bf16-mixed", "cuda") == "bf16-mixed"
+    assert precision("auto", "cuda") == "32"  # GPUs: not measured, left at full precision
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert precision("auto", "cpu") == "32"  # emulated bf16 would be slower, not faster
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert precision("auto", "cpu") == "bf16-mixed"
+    with pytest.raises(ConfigError, match="--device"):
+        precision("auto", "tpu")

@@ -71,7 +71,7 @@ class ThroughPlaneOptions:
     axis: int | None = None
     force: bool = False
     device: str = "auto"
-    precision: str = "32"  # the engine's trainer.precision: 32, bf16-mixed, 16-mixed
+    precision: str = "auto"  # trainer.precision: auto (bf16-mixed on a bf16 CPU), 32, ...
     progress: bool = True
     patience: int = 100  # stop when the logged loss has not improved by 1 % in this many steps
     voxel_mm: float | None = None  # output spacing along the slice axis (default: in-plane)
@@ -92,7 +92,7 @@ def fit(
     :func:`mrisr.train.per_scan.fit_in_memory`), from ``checkpoint`` when given; returns the
     trained network (eval mode) and the run's record."""
     from mrisr.train.config import load_config
-    from mrisr.train.per_scan import accelerator, fit_in_memory
+    from mrisr.train.per_scan import accelerator, fit_in_memory, precision
 
     over = [
         "data.train=demo",  # replaced: the scan is handed over in memory
@@ -104,7 +104,7 @@ def fit(
         f"train.stop_patience={opts.patience}",
         f"train.progress={'auto' if opts.progress else 'off'}",
         f"trainer.accelerator={accelerator(opts.device)}",
-        f"trainer.precision={opts.precision}",
+        f"trainer.precision={precision(opts.precision, opts.device)}",
     ]
     if checkpoint is not None:
         over.append(f"model.init_from={checkpoint}")
@@ -119,7 +119,8 @@ def fit(
     )
     argv = ["mrisr", "upscale", name, "--through-plane"]
     net, _, record = fit_in_memory(cfg, ds, name, opts.run_dir, argv)
-    return net, {**record, "patch": ds.patch, "batch": opts.batch, "lr": opts.lr}
+    return net, {**record, "patch": ds.patch, "batch": opts.batch, "lr": opts.lr,
+                 "precision": cfg.trainer.precision}  # fmt: skip
 
 
 @torch.no_grad()
