@@ -97,6 +97,8 @@ class SRSliceDataset(Dataset):
         guides: Sequence[str | Path] | None = None,
         min_overlap: float = 0.9,
         stats_from: str = "hr",
+        planes: str = "one",
+        intensity: Any = None,
     ) -> None:
         if not scans:
             raise ConfigError("SRSliceDataset needs at least one scan")
@@ -109,6 +111,11 @@ class SRSliceDataset(Dataset):
         if stats_from not in ("hr", "lr"):
             raise ConfigError(f"stats_from must be 'hr' or 'lr', not {stats_from!r}")
         self.stats_from = stats_from
+        if planes not in ("one", "all"):
+            raise ConfigError(f"planes must be 'one' or 'all', not {planes!r}")
+        self.planes = planes
+        #: :class:`mrisr.data.intensity.IntensityAugment` (training only) or None
+        self.intensity = intensity if intensity is not None and intensity.active else None
         self.min_overlap = float(min_overlap)
         if int(scale) < 1:
             raise ConfigError(f"scale must be a positive integer, got {scale}")
@@ -138,15 +145,16 @@ class SRSliceDataset(Dataset):
         offsets: list[float] = []
         for i, p in enumerate(scans):
             guide = self.guides[i] if self.guides is not None else None
-            entry, off = self._prepare(Path(p), subject_fn, guide)
-            self.volumes.append(entry)
-            offsets.append(off)
-            if abs(off - offsets[0]) > 1e-6:
-                raise ConfigError(
-                    f"'{p}': LR grid offset {off} differs from {offsets[0]} of '{scans[0]}' "
-                    f"(k-space grids depend on matrix parity); crop to a multiple of "
-                    f"{2 * self.scale}"
-                )
+            for ax in self._axes(Path(p)):
+                entry, off = self._prepare(Path(p), subject_fn, guide, ax)
+                self.volumes.append(entry)
+                offsets.append(off)
+                if abs(off - offsets[0]) > 1e-6:
+                    raise ConfigError(
+                        f"'{p}': LR grid offset {off} differs from {offsets[0]} of "
+                        f"'{scans[0]}' (k-space grids depend on matrix parity); crop to a "
+                        f"multiple of {2 * self.scale}"
+                    )
         #: HR index of LR sample 0 (same on both in-plane axes), for the training card.
         self.lr_grid_offset = offsets[0]
         self._symmetric = abs(self.lr_grid_offset - (self.scale - 1) / 2) < 1e-6
@@ -158,11 +166,29 @@ class SRSliceDataset(Dataset):
         if not self.slices:
             raise ConfigError("no slice of the given scans has foreground")
 
+    def _axes(self, path: Path) -> list[int | None]:
+        """The slice axes a scan is used along: the chosen one, or (``planes="all"``) every axis
+        whose slices have square pixels (within 5 %) and room for a patch — three for an
+        isotropic scan."""
+        if self.planes == "one" or self.guides is not None:
+            return [self.axis]
+        vol = self.cache.get(path)
+        z, sh = vol.zooms, vol.shape
+        need = max(self.patch_size or (1, 1))
+        axes = [a for a in range(3)
+                if max(z[b] for b in range(3) if b != a) / min(z[b] for b in range(3) if b != a)
+                <= 1.05 and min(sh[b] for b in range(3) if b != a) >= need]  # fmt: skip
+        return axes or [self.axis]  # type: ignore[return-value]
+
     def _prepare(
-        self, path: Path, subject_fn: Callable[[Path], str], guide_path: Path | None = None
+        self,
+        path: Path,
+        subject_fn: Callable[[Path], str],
+        guide_path: Path | None = None,
+        axis: int | None = None,
     ) -> tuple[VolumeEntry, float]:
         vol = self.cache.get(path)
-        k_axis = resolve_axis(self.axis, vol.zooms, vol.shape)
+        k_axis = resolve_axis(self.axis if axis is None else axis, vol.zooms, vol.shape)
         order = (k_axis, *(a for a in range(3) if a != k_axis))
         shape = tuple(vol.shape[a] for a in order)
         box = crop_box(shape, self.crop, self.multiple, path)
@@ -329,6 +355,9 @@ class SRSliceDataset(Dataset):
             "augment": self.augment,
             "seed": self.seed,
             "stats_from": self.stats_from,
+            "planes": self.planes,
+            "stacks": len(self.volumes),
+            "intensity": None if self.intensity is None else self.intensity.card(),
             "guides": None if self.guides is None else [p.name for p in self.guides],
             "alignment": None if self.guides is None else [e.alignment for e in self.volumes],
         }
@@ -338,6 +367,7 @@ class SRSliceDataset(Dataset):
             raise IndexError(index)
         s = self.scale
         seq_np, _, seq_noise = self._seeds(index)
+        aug = self.intensity
         rng = np.random.default_rng(seq_np)
         g = int(rng.integers(len(self.slices))) if self.patch_size else index
         v, k = self.slices[g]
@@ -351,7 +381,10 @@ class SRSliceDataset(Dataset):
         hr = torch.from_numpy(e.hr_slice(k))
         guide = None if e.guide is None else torch.from_numpy(np.array(e.guide.array[k]))
         post = t
-        if e.lr is not None and (t == IDENTITY_T or self._symmetric):
+        if aug is not None:  # its own stream: the other draws stay what they were without it
+            arng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, index, 7]))
+            hr = aug.before(hr, e.stats, arng)
+        if e.lr is not None and aug is None and (t == IDENTITY_T or self._symmetric):
             lr = torch.from_numpy(np.array(e.lr.array[k], dtype=np.float32))
         else:  # transform the whole HR slice, then degrade it (keeps the grid offset)
             hr, post = apply_transform(hr, t), IDENTITY_T
@@ -366,6 +399,8 @@ class SRSliceDataset(Dataset):
             if abs(self._check_grid(out.axes, e.volume.path) - self.lr_grid_offset) > 1e-6:
                 raise ConfigError(f"LR grid offset changed on '{e.volume.path}'")
             lr = out.image[0]
+        if aug is not None:
+            lr = aug.after(lr, e.stats, arng)
         if self.patch_size:
             ph, pw = self.patch_size
             n_fg = int(e.fg_start[k + 1] - e.fg_start[k])

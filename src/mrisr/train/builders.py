@@ -30,6 +30,7 @@ def make_fabric(cfg: RunConfig) -> Any:
 def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]]]:
     """(training patches, validation whole slices or None, scan names per split)."""
     from mrisr.data import SRSliceDataset, ixi_csn, split_by_subject
+    from mrisr.data.intensity import from_config as intensity_from
     from mrisr.normalisation import Normalisation
 
     d = cfg.data
@@ -87,6 +88,8 @@ def build_datasets(cfg: RunConfig) -> tuple[Any, Any | None, dict[str, list[str]
         samples_per_epoch=d.samples_per_epoch,
         guides=d.guide or None,
         min_overlap=d.min_overlap,
+        planes=d.planes,
+        intensity=intensity_from(d.intensity.model_dump() if d.intensity else None),
         **common,
     )
     val_ds = None

@@ -56,6 +56,16 @@ class SplitConfig(_Strict):
     seed: int = 0
 
 
+class IntensityConfig(_Strict):
+    """Per-item intensity augmentation of the training pairs (:mod:`mrisr.data.intensity`)."""
+
+    gamma: float = Field(0.0, ge=0, le=2, description="power log-uniform in [1/(1+g), 1+g]")
+    bias: float = Field(0.0, ge=0, le=2, description="bias field exp(b·P), P quadratic, |P| ≤ 1")
+    noise: tuple[float, float] | None = Field(
+        None, description="Rician noise on the LR image, σ uniform in [lo, hi] (normalised)"
+    )
+
+
 class DataConfig(_Strict):
     """Scans, degradation and patches. ``batch_size`` is the *global* batch (all devices)."""
 
@@ -85,6 +95,12 @@ class DataConfig(_Strict):
     samples_per_epoch: int | None = Field(None, ge=1)
     foreground_fraction: float = Field(0.9, ge=0, le=1)
     augment: bool = True
+    planes: Literal["one", "all"] = Field(
+        "one",
+        description="train along the chosen slice axis, or along every axis of square-pixel "
+        "slices (an isotropic scan gives three orientations)",
+    )
+    intensity: IntensityConfig | None = None
     normalisation: NormalisationConfig = Field(default_factory=NormalisationConfig)
     stats_from: Literal["hr", "lr"] = Field(
         "hr",
