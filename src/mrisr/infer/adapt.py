@@ -33,7 +33,7 @@ class AdaptOptions:
     patience: int = 60
     seed: int = 0
     device: str = "auto"
-    precision: str = "32"
+    precision: str = "auto"  # bf16-mixed on a CPU with native bfloat16, else 32 (per_scan)
     progress: bool = True
     run_dir: str | Path | None = None
 
@@ -51,7 +51,7 @@ def adapt(
     from mrisr.data.self_pairs import SelfPairs, self_pair_slices
     from mrisr.models.registry import get_spec
     from mrisr.train.config import load_config
-    from mrisr.train.per_scan import accelerator, fit_in_memory
+    from mrisr.train.per_scan import accelerator, fit_in_memory, precision
 
     opts = opts or AdaptOptions()
     if isinstance(opts.steps, bool) or not isinstance(opts.steps, int) or opts.steps < 1:
@@ -84,7 +84,7 @@ def adapt(
         f"train.seed={opts.seed}",
         f"train.progress={'auto' if opts.progress else 'off'}",
         f"trainer.accelerator={accelerator(opts.device)}",
-        f"trainer.precision={opts.precision}",
+        f"trainer.precision={precision(opts.precision, opts.device)}",
     ]
     cfg = load_config("adapt_scan", over)
     cfg.model.args = args
@@ -97,5 +97,6 @@ def adapt(
     argv = ["mrisr", "upscale", name, "--adapt"]
     net, _, record = fit_in_memory(cfg, ds, name, opts.run_dir, argv)
     record = {**record, "lr": opts.lr, "batch": opts.batch, "lr_patch": ds.lr_patch,
+              "precision": cfg.trainer.precision,
               "seconds": round(time.perf_counter() - t0, 2)}  # fmt: skip
     return net, record
