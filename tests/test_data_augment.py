@@ -15,14 +15,7 @@ from mrisr.data import SRSliceDataset
 from mrisr.data.intensity import IntensityAugment, bias_field, from_config
 from mrisr.degrade import KspaceTruncate, kspace_truncate
 from mrisr.errors import ConfigError
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.test_data import one_thread  # noqa: F401  (autouse: small FFTs on one thread)
 
 
 def _scan(path: Path, zooms: tuple[float, float, float], shape=(48, 48, 48)) -> Path:
