@@ -5,6 +5,7 @@ interpolation, leave-one-scan-out (issue 17).
     python benchmarks/quality.py --case IXI002-T2=../shared/data/ixi002/IXI002-Guys-0828-T2.nii.gz \
         --case IXI002-T1=../shared/data/ixi002/IXI002-Guys-0828-T1.nii.gz \
         [--prior IXI002-T2:2=CKPT ...] [--scales 2 4] [--adapt-steps 200] [--slices 40] \
+        [--methods prior "prior + consistency"] \
         --work runs/quality --json quality.json --markdown quality.md
 
 Protocol, per scan and scale s (2, 4):
@@ -95,7 +96,7 @@ def run_case(name: str, scan: Path, scale: int, prior: str | None, a: argparse.N
         mrisr("degrade", hr, lr, "--method", "kspace-truncate", "--scale", scale, "--crop")
     ckpt = ["--checkpoint", prior] if prior else ["--scale", scale]
     seconds, preds = {}, {}
-    for m, flags in METHODS.items():
+    for m, flags in {k: METHODS[k] for k in a.methods}.items():
         out = w / (m.replace(" + ", "-").replace(" ", "-") + ".nii.gz")
         extra = ["--adapt-steps", a.adapt_steps] if "--adapt" in flags else []
         side = Path(f"{out}.json")
@@ -120,7 +121,7 @@ def run_case(name: str, scan: Path, scale: int, prior: str | None, a: argparse.N
         label = by_path.get(key) or ("bicubic" if "bicubic" in key else "zero-fill")
         res[label] = {"volume": r["volume"], "slices": r["slices"]}
     zf = res["zero-fill"]["slices"]
-    for m in [*METHODS, "bicubic"]:
+    for m in [*preds, "bicubic"]:
         res[m]["vs_zero_fill"] = paired_slices(res[m]["slices"], zf)
     sides = {m: json.loads(Path(f"{p}.json").read_text()) for m, p in preds.items()}
     return {
@@ -129,8 +130,8 @@ def run_case(name: str, scan: Path, scale: int, prior: str | None, a: argparse.N
         "slices": a.slices,
         "prior": prior or f"shipped default x{scale}",
         "seconds": {m: round(s, 1) for m, s in seconds.items()},
-        "adapt": sides["prior + adaptation"].get("adapt"),
-        "consistency": sides["prior + consistency"].get("kspace_consistency"),
+        "adapt": sides.get("prior + adaptation", {}).get("adapt"),
+        "consistency": sides.get("prior + consistency", {}).get("kspace_consistency"),
         "results": {
             m: {"volume": r["volume"], "vs_zero_fill": r.get("vs_zero_fill")}
             for m, r in res.items()
@@ -223,6 +224,8 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[2, 4], choices=(2, 4))
     ap.add_argument("--adapt-steps", type=int, default=200)
     ap.add_argument("--slices", type=int, default=None)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                    metavar="METHOD", help=f"a subset of: {'; '.join(METHODS)}")  # fmt: skip
     ap.add_argument("--work", type=Path, default=Path("runs/quality"))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)

@@ -14,6 +14,9 @@ For each entry of ``mrisr.weights.SHIPPED`` (or those named with ``--only``):
    ``MODEL_CARD.md`` is written from those numbers.
 
 A run folder that already has ``final/`` is not retrained; one with ``state/`` is resumed.
+``--run NAME=DIR`` packages the run in DIR (e.g. a continuation of the shipped weights by
+``scripts/train_inplane_loo.py --folds IXI002 --init-shipped``, which trains on the same scans
+without IXI002) instead of training one.
 
     python scripts/train_default_weights.py --data ../shared/data --work /tmp/mrisr-weights
     python scripts/train_default_weights.py --only edsr-kspace-x4 ...
@@ -139,6 +142,16 @@ def package(name: str, src: Path, test_res: dict | None, out_root: Path, card=No
     return out
 
 
+def _sampling(ds: dict) -> list[str]:
+    """The card's line on what the slices were (orientations, intensity augmentation)."""
+    bits = []
+    if ds.get("planes") == "all":
+        bits.append("slices along every axis with square pixels (`data.planes: all`)")
+    if ia := ds.get("intensity"):
+        bits.append(f"intensity augmentation {json.dumps(ia)} (`data.intensity`)")
+    return [f"- Sampling: {'; '.join(bits)}."] if bits else []
+
+
 def _f(x: float, nd: int = 2) -> str:
     return f"{x:.{nd}f}"
 
@@ -166,9 +179,15 @@ def model_card(name: str, tr: dict, out: Path) -> str:
         "",
         f"- Recipe: `{w.recipe}` (`configs/{w.recipe}.yaml`), made by "
         "`scripts/train_default_weights.py`.",
-        f"- Data: {', '.join(tr['data']['train'])} from the project's shared real data "
-        "(FLAIR: niivue sample, BSD-2; MR_Gd: figshare 7472168, CC BY 4.0; VS-SEG-001 subset: "
-        "TCIA, CC BY 4.0). Validation during training: the packaged demo crop of IXI002 T2.",
+        f"- Data: {', '.join(Path(x).name for x in tr['data']['train'])} from the project's "
+        "shared real data (FLAIR: niivue sample, BSD-2; MR_Gd: figshare 7472168, CC BY 4.0; "
+        "VS-SEG-001 subset: TCIA, CC BY 4.0). "
+        + (
+            "Validation during training: the packaged demo crop of IXI002 T2."
+            if tr["data"].get("val")
+            else "No validation set during training (nothing of IXI002 steered it)."
+        ),
+        *_sampling(tr.get("dataset") or {}),
         f"- Degradation: {json.dumps(tr['degradation'])}; LR grid offset "
         f"{tr.get('lr_grid_offset')} HR px.",
         f"- {tr['steps']} steps of batch {tr['global_batch']} (LR patches "
@@ -176,7 +195,15 @@ def model_card(name: str, tr: dict, out: Path) -> str:
         f"{tr['sched']['name']} schedule, {tr['loss']} loss, EMA {tr['ema_decay']}; "
         f"weights: {tr['weights']}.",
     ]
-    if tr.get("init_from"):
+    if tr.get("init_from") and (st := tr["init_from"].get("start")) and st["scale"] == w.scale:
+        i = tr["init_from"]
+        lines.append(
+            f"- Continued from `{i['checkpoint']}` (sha256 {i['sha256'][:12]}…: "
+            f"{st['total_steps']} steps of `{st['recipe']}` on "
+            f"{', '.join(Path(x).name for x in st['data'] or [])}): a warm restart (fresh "
+            f"optimiser and schedule), **{st['total_steps'] + tr['steps']} steps in all**."
+        )
+    elif tr.get("init_from"):
         i = tr["init_from"]
         lines.append(
             f"- Warm start: {i['tensors_copied']} tensors copied from the x{i['scale']} "
@@ -186,12 +213,19 @@ def model_card(name: str, tr: dict, out: Path) -> str:
         f"- Wall time {tr['wall_time_s'] / 60:.1f} min on {hw_text} "
         f"(precision {tr['precision']}, world size {tr['world_size']}). CPU-sized: a longer "
         "run (a GPU) would score higher.",
-        f"- Validation (demo crop, last): PSNR {_f(val['last']['psnr'])} dB, SSIM "
-        f"{_f(val['last']['ssim'], 4)}; baselines "
-        + ", ".join(
-            f"{k} {_f(v['psnr'])} dB / {_f(v['ssim'], 4)}" for k, v in val["baselines"].items()
-        )
-        + ".",
+        *(
+            [
+                f"- Validation (demo crop, last): PSNR {_f(val['last']['psnr'])} dB, SSIM "
+                f"{_f(val['last']['ssim'], 4)}; baselines "
+                + ", ".join(
+                    f"{k} {_f(v['psnr'])} dB / {_f(v['ssim'], 4)}"
+                    for k, v in val["baselines"].items()
+                )
+                + "."
+            ]
+            if val.get("last")
+            else []
+        ),
         "",
         "## Test on the held-out subject",
         "",
@@ -253,12 +287,20 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "src" / "mrisr" / "weights")
     ap.add_argument("--only", nargs="*", choices=list(SHIPPED), default=list(SHIPPED))
     ap.add_argument("--no-train", action="store_true", help="test and package existing runs")
+    ap.add_argument(
+        "--run", action="append", default=[], metavar="NAME=DIR",
+        help="package the run in DIR (its final/) as NAME instead of training",
+    )  # fmt: skip
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.work / "fp16").mkdir(exist_ok=True)
+    given = dict(r.split("=", 1) for r in a.run)
     for name in a.only:
-        run = a.work / SHIPPED[name].recipe if a.no_train else train(name, a.data, a.work)
+        if name in given:
+            run = Path(given[name])
+        else:
+            run = a.work / SHIPPED[name].recipe if a.no_train else train(name, a.data, a.work)
         fp16 = package(name, run / "final", None, a.work / "fp16")
         res = test(name, fp16, a.data, a.work)  # the weights as shipped (float16)
         (a.work / f"test-{name}" / "test.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -382,6 +382,9 @@ def test_warm_start_copies_matching_tensors_into_a_larger_scale(tmp_path: Path, 
     card = ck.training["init_from"]
     copied = [k for k in dst if k in src and src[k].shape == dst[k].shape]
     assert card["tensors_copied"] == len(copied) and card["scale"] == 2
+    x2_steps = load_checkpoint(x2 / "final")[1].training["steps"]
+    assert card["start"]["steps"] == card["start"]["total_steps"] == x2_steps > 1
+    assert card["start"]["recipe"] == "smoke" and card["start"]["scale"] == 2
     assert set(card["new"]) == set(dst) - set(copied) and card["new"]
     assert any(k.startswith("head") for k in copied) and any(k.startswith("body") for k in copied)
     for k in copied:
@@ -393,6 +396,9 @@ def test_warm_start_copies_matching_tensors_into_a_larger_scale(tmp_path: Path, 
 
     with pytest.raises(ConfigError, match="holds a 'edsr-baseline' model, not 'vdsr'"):
         warm_start(build_model("vdsr", 2), "vdsr", x2 / "final")
+    # a start that was itself warm-started: the steps add up along the chain
+    again = warm_start(net, ck.name, x4 / "final")["start"]
+    assert again["steps"] == 1 and again["total_steps"] == 1 + x2_steps
 
 
 @pytest.mark.parametrize("mode", ["percentile", "zscore"])

@@ -391,4 +391,25 @@ def warm_start(model: nn.Module, name: str, path: str | os.PathLike[str]) -> dic
         "tensors_copied": len(copied),
         "tensors_new": len(kept),
         "new": kept,
+        **_history(config.get("training")),
+    }
+
+
+def _history(tr: Any) -> dict[str, Any]:
+    """What the start checkpoint's own card says it was trained on (recipe, data, steps, and
+    ``total_steps``: its steps plus those of every warm start before it), so that a card of a
+    run continued from it can add the steps up."""
+    if not isinstance(tr, dict) or not isinstance(tr.get("steps"), int):
+        return {}
+    before = tr.get("init_from") if isinstance(tr.get("init_from"), dict) else {}
+    data = tr.get("data") if isinstance(tr.get("data"), dict) else {}
+    return {
+        "start": {
+            "recipe": tr.get("recipe"),
+            "data": data.get("train"),
+            "steps": tr["steps"],
+            "scale": tr.get("scale"),
+            "wall_time_s": tr.get("wall_time_s"),
+            "total_steps": tr["steps"] + int(before.get("start", {}).get("total_steps") or 0),
+        }
     }
