@@ -57,16 +57,18 @@ def head_masks(ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return head, ~ndi.binary_dilation(head, iterations=4)
 
 
-def central(vol, axis: int, n: int | None):
-    """The central ``n`` slices of ``vol`` along ``axis`` (the affine follows)."""
-    if not n or vol.shape[axis] <= n:
-        return vol, 0
-    lo = (vol.shape[axis] - n) // 2
-    sl = [slice(None)] * 3
-    sl[axis] = slice(lo, lo + n)
+def central(vol, axis: int, n: int | None, mult: int):
+    """The central ``n`` slices of ``vol`` along ``axis``, each cropped centrally to a multiple
+    of ``mult`` on both in-plane axes (the affine follows); and the crop's start per axis."""
+    start, sl = [0, 0, 0], []
+    for a in range(3):
+        size = vol.shape[a]
+        keep = min(size, n) if a == axis and n else size - size % (mult if a != axis else 1)
+        start[a] = (size - keep) // 2
+        sl.append(slice(start[a], start[a] + keep))
     aff = vol.affine.copy()
-    aff[:3, 3] += aff[:3, axis] * lo
-    return vol.replace(np.ascontiguousarray(vol.data[tuple(sl)]), aff), lo
+    aff[:3, 3] += aff[:3, :3] @ np.array(start, dtype=float)
+    return vol.replace(np.ascontiguousarray(vol.data[tuple(sl)]), aff), tuple(sl)
 
 
 def scores(pred: np.ndarray, ref: np.ndarray, masks: dict, axis: int) -> dict:
@@ -95,13 +97,10 @@ def run_case(name: str, spec: str, models: dict, a: argparse.Namespace) -> list[
     scan, _, mask_path = spec.partition(",")
     vol = load_volume(scan)
     axis = choose_plane(vol.zooms, vol.shape).slice_axis
-    vol, lo = central(vol, axis, a.slices)
+    vol, sl = central(vol, axis, a.slices, 2 * a.scale)
     brain = None
     if mask_path:
-        bm = load_volume(mask_path).data > 0
-        sl = [slice(None)] * 3
-        sl[axis] = slice(lo, lo + vol.shape[axis])
-        brain = bm[tuple(sl)]
+        brain = load_volume(mask_path).data[sl] > 0
     nets = {label: load_checkpoint(ck) for label, ck in models.items()}
     rows = []
     for f in a.noise:

@@ -63,16 +63,15 @@ def test_contrast_and_bias_keep_an_exact_degradation_pair(tmp_path: Path) -> Non
         assert torch.equal(a["hr"] == 0, p["hr"] == 0)
         changed += float((a["hr"] - p["hr"]).abs().max()) > 0.02
     assert changed == 3
-    assert ds.card()["intensity"] == {"gamma": 0.5, "bias": 0.4, "noise": None}
+    assert ds.card()["intensity"] == {"gamma": 0.5, "bias": 0.4, "noise": None, "noise_on": "hr"}
 
 
-def test_noise_goes_on_the_input_only_at_the_drawn_level(tmp_path: Path) -> None:
+def test_noise_on_lr_goes_on_the_input_only_at_the_drawn_level(tmp_path: Path) -> None:
     iso = _scan(tmp_path / "iso.nii.gz", (1.0, 1.0, 1.0))
     kw = {"augment": False, "cache_dir": tmp_path / "c", "normalisation": _minmax()}
     plain = SRSliceDataset([iso], 2, KspaceTruncate(2), **kw)
-    noisy = SRSliceDataset(
-        [iso], 2, KspaceTruncate(2), intensity=IntensityAugment(noise=(0.05, 0.05)), **kw
-    )
+    aug = IntensityAugment(noise=(0.05, 0.05), noise_on="lr")
+    noisy = SRSliceDataset([iso], 2, KspaceTruncate(2), intensity=aug, **kw)
     a, p = noisy[24], plain[24]
     assert torch.equal(a["hr"], p["hr"])  # the target keeps the scan's own noise only
     bright = p["lr"] > 0.4  # Rician ≈ Gaussian where the signal is well above σ
@@ -81,6 +80,31 @@ def test_noise_goes_on_the_input_only_at_the_drawn_level(tmp_path: Path) -> None
     # seeded per item: the same item twice is the same draw, another item another
     torch.testing.assert_close(noisy[24]["lr"], a["lr"], atol=0, rtol=0)
     assert not torch.equal(noisy[25]["lr"] - plain[25]["lr"], a["lr"] - p["lr"])
+
+
+def test_noise_on_hr_makes_a_noisy_scan_pair(tmp_path: Path) -> None:
+    """The default: the HR slice gets the noise before it is degraded, so the target is a noisy
+    scan (Rician floor in the background) and the input its exact k-space truncation."""
+    iso = _scan(tmp_path / "iso.nii.gz", (1.0, 1.0, 1.0))
+    kw = {"augment": False, "cache_dir": tmp_path / "c", "normalisation": _minmax()}
+    plain = SRSliceDataset([iso], 2, KspaceTruncate(2), **kw)
+    sigma = 0.05
+    noisy = SRSliceDataset(
+        [iso], 2, KspaceTruncate(2), intensity=IntensityAugment(noise=(sigma, sigma)), **kw
+    )
+    assert noisy.card()["intensity"]["noise_on"] == "hr"
+    a, p = noisy[24], plain[24]
+    torch.testing.assert_close(a["lr"], kspace_truncate(a["hr"], 2), atol=2e-5, rtol=0)
+    bright = p["hr"] > 0.4
+    d = (a["hr"] - p["hr"])[bright]
+    assert 0.045 < float(d.std()) < 0.055 and abs(float(d.mean())) < 0.01
+    # the background (zero in the scan, after the min-max scale) gets the Rician floor,
+    # mean σ·sqrt(π/2); the LR input carries a quarter of the noise power (×2 truncation)
+    bg = p["hr"] <= 0.0
+    assert abs(float(a["hr"][bg].mean()) / (sigma * np.sqrt(np.pi / 2)) - 1) < 0.1
+    lr_bright = p["lr"] > 0.4
+    d_lr = (a["lr"] - p["lr"])[lr_bright]
+    assert 0.4 < float(d_lr.std()) / sigma < 0.6
 
 
 def test_bias_field_is_smooth_bounded_and_config_checks() -> None:
@@ -92,6 +116,9 @@ def test_bias_field_is_smooth_bounded_and_config_checks() -> None:
     assert from_config({"gamma": 0.3, "noise": [0.0, 0.02]}).noise == (0.0, 0.02)
     with pytest.raises(ConfigError, match="noise"):
         IntensityAugment(noise=(0.3, 0.1))
+    with pytest.raises(ConfigError, match="noise_on"):
+        IntensityAugment(noise=(0.0, 0.1), noise_on="target")
+    assert from_config({"noise": [0.0, 0.02], "noise_on": "lr"}).noise_on == "lr"
     with pytest.raises(ConfigError, match="gamma"):
         IntensityAugment(gamma=float("nan"))
 

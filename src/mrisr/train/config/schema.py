@@ -62,7 +62,12 @@ class IntensityConfig(_Strict):
     gamma: float = Field(0.0, ge=0, le=2, description="power log-uniform in [1/(1+g), 1+g]")
     bias: float = Field(0.0, ge=0, le=2, description="bias field exp(b·P), P quadratic, |P| ≤ 1")
     noise: tuple[float, float] | None = Field(
-        None, description="Rician noise on the LR image, σ uniform in [lo, hi] (normalised)"
+        None, description="Rician noise, σ uniform in [lo, hi] (normalised)"
+    )
+    noise_on: Literal["hr", "lr"] = Field(
+        "hr",
+        description="hr: on the HR slice before degradation (the target carries it, as in a "
+        "noisy scan); lr: on the LR input only (a denoising prior)",
     )
 
 
