@@ -17,8 +17,8 @@ LR input. Zero-fill and each ``--model`` restore it; scores on three regions:
 
 The texture shows as background RMSE and background SSIM: a model that sharpens the LR noise
 into structure lands further from the (unpredictable) reference noise than zero-fill, which
-keeps it smooth. ``--figure`` shows a crop at the skull edge for the first case and the
-largest noise level, with |error| maps.
+keeps it smooth. ``--figure`` shows a crop at the skull edge (``--figure-case``, default the
+first; ``--figure-noise``, default the largest), with |error| maps.
 
     python benchmarks/flat_region.py --case IXI002-T2=IXI002-Guys-0828-T2.nii.gz,BRAINMASK \\
         --model shipped=src/mrisr/weights/edsr-kspace-x2 --model noise-trained=RUN/final \\
@@ -142,7 +142,13 @@ def run_case(name: str, spec: str, models: dict, a: argparse.Namespace) -> list[
         }
         rows.append(row)
         print(json.dumps({"case": name, "noise": f, "scores": row["scores"]}), flush=True)
-        if a.figure is not None and f == max(a.noise) and not a._fig:
+        fig_noise = max(a.noise) if a.figure_noise is None else a.figure_noise
+        if (
+            a.figure is not None
+            and f == fig_noise
+            and name == (a.figure_case or name)
+            and not a._fig
+        ):
             a._fig = {
                 "ref": ref.data,
                 "outs": outs,
@@ -226,6 +232,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--figure", type=Path)
+    ap.add_argument("--figure-case", default=None, help="the case to show (default: the first)")
+    ap.add_argument("--figure-noise", type=float, default=None, help="default: the largest")
     a = ap.parse_args()
     if a.threads:
         import torch

@@ -58,9 +58,12 @@ def test_self_pairs_are_the_scan_degraded_once_more() -> None:
 def test_adapt_gains_on_a_held_out_scan_and_records_the_run(
     demo_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """40 steps of adaptation of the shipped x2 k-space model on the held-out demo crop score
-    above the plain model against the real HR (measured +0.53 dB at 50 steps); the sidecar
-    records the steps, the loss before and after and the starting checkpoint."""
+    """40 steps of adaptation of the shipped x2 k-space model on the held-out demo crop: the
+    sidecar records the steps, the loss before and after and the starting checkpoint, and the
+    result stays close to the plain model against the real HR. (With the x2 weights before
+    stop 27 adaptation gained +0.53 dB here at 50 steps; the noise-trained x2 scores as well
+    plain as that one adapted, and 40 steps of clean self-pairs now cost 0.11 dB: off by
+    default, as benchmarks/README.md says.)"""
     hr, lr = demo_pair
     plain, adapted = tmp_path / "plain.nii.gz", tmp_path / "adapted.nii.gz"
     res = run_cli("upscale", lr, plain, "--no-progress", "--axis", "2")
@@ -74,7 +77,8 @@ def test_adapt_gains_on_a_held_out_scan_and_records_the_run(
     ref = load_volume(hr)
     p0 = evaluate_volume(load_volume(plain), ref)["volume"]["psnr"]
     p1 = evaluate_volume(load_volume(adapted), ref)["volume"]["psnr"]
-    assert p1 > p0 + 0.1, (p0, p1)
+    assert abs(p1 - p0) < 0.3, (p0, p1)  # measured -0.11 dB
+    assert p0 > 34.5  # the plain default on the demo crop (measured 34.66 dB)
 
 
 def test_adapt_refuses_what_it_cannot_do_before_any_work(
